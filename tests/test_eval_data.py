@@ -1,0 +1,385 @@
+"""Tests for mi_decode.eval_data: row counts against the data README, the MemoTrap instruction split on
+every row of the four files, and the error paths on corrupted copies of the real files."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import logging
+import re
+from pathlib import Path
+
+import pytest
+
+from mi_decode import eval_data
+from mi_decode.eval_data import (
+    CNNDM_FILE,
+    EXPECTED_ROWS,
+    MEMOTRAP_FILES,
+    MEMOTRAP_TASKS,
+    NQSWAP_FILE,
+    OPEN_ENDED_FILES,
+    DataFileError,
+    DataNotFoundError,
+    detect_memotrap_task,
+    load_cnndm,
+    load_memotrap,
+    load_nqswap,
+    load_open_ended,
+    split_memotrap_prompt,
+)
+
+
+def readme_row_counts(data_dir: Path) -> dict[str, list[int]]:
+    """The `rows` column of the README's table, by folder/file cell: "860 / 843 / 100 / 736" -> 4 counts."""
+    counts = {}
+    for line in (data_dir / "README.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.split("|")]
+        if len(cells) > 4 and cells[1].startswith("`"):
+            numbers = cells[3].split("(")[0]  # "4,746 (1,667 questions)": the rows, not the questions
+            counts[cells[1].strip("`")] = [int(n.replace(",", "")) for n in re.findall(r"[\d,]+", numbers)]
+    return counts
+
+
+@pytest.fixture(scope="module")
+def memotrap(data_dir) -> list:
+    return load_memotrap(data_dir)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The real files
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_row_counts_match_the_readme_table(data_dir, memotrap):
+    readme = readme_row_counts(data_dir)
+    nqswap = load_nqswap(data_dir)
+    assert [len(nqswap)] == readme[NQSWAP_FILE]
+    assert len({example.question for example in nqswap}) == 1667  # "4,746 (1,667 questions)"
+    per_task = [sum(example.task == task for example in memotrap) for task in MEMOTRAP_TASKS]
+    assert per_task == readme["grounding/memotrap/"]
+    assert [len(load_cnndm(data_dir))] == readme[CNNDM_FILE]
+    for source, relative in OPEN_ENDED_FILES.items():
+        assert [len(load_open_ended(source, data_dir))] == readme[relative]
+    # The loaders' truncation check uses the same counts.
+    assert [EXPECTED_ROWS[MEMOTRAP_FILES[task]] for task in MEMOTRAP_TASKS] == readme["grounding/memotrap/"]
+
+
+def test_records_have_stable_unique_ids_and_limit_keeps_the_first_rows(data_dir, memotrap):
+    nqswap = load_nqswap(data_dir)
+    assert nqswap[0].id == "nqswap-0" and nqswap[0].substituted_answers == ("775",)
+    assert nqswap[0].original_answers == ("23",)
+    assert load_nqswap(data_dir, limit=3) == nqswap[:3]
+    assert len({example.id for example in nqswap}) == len(nqswap)
+    assert len({example.id for example in memotrap}) == len(memotrap)
+
+    limited = load_memotrap(data_dir, tasks=["hate-speech-ending", "proverb-ending"], limit=2)
+    assert [example.id for example in limited] == [
+        "hate-speech-ending-0",
+        "hate-speech-ending-1",
+        "proverb-ending-0",
+        "proverb-ending-1",
+    ]
+    summaries = load_cnndm(data_dir, limit=2)
+    assert [example.id for example in summaries] == ["cnndm-0", "cnndm-1"]
+    assert summaries[0].article.startswith("(CNN)") and summaries[0].reference
+    book = load_open_ended("book", data_dir, limit=1)[0]
+    assert book.id == "book-0" and book.source == "book" and book.prefix and book.reference
+
+
+def test_memotrap_split_succeeds_on_every_row_of_every_file(memotrap):
+    trailing_questions = 0
+    for example in memotrap:
+        assert detect_memotrap_task(example.prompt) == example.task, example.id
+        assert split_memotrap_prompt(example.prompt, example.task) == (example.instruction, example.rest)
+        assert example.instruction.strip() and example.rest.strip(), example.id
+        assert example.rest == example.prompt.replace(example.instruction, "", 1), example.id
+        assert len(example.candidates) == 2 and example.answer in example.candidates
+
+        if example.task == "proverb-ending":
+            assert example.prompt == example.instruction + example.rest
+            assert re.fullmatch(r'Write a quote that ends in the word "[^"]+": ', example.instruction)
+            assert "\n" not in example.rest
+        elif example.task == "proverb-translation":
+            assert example.prompt == example.instruction + example.rest
+            assert example.instruction.startswith("Translate the following sentence from ")
+            assert example.instruction.count("\n") == 3 and example.instruction.endswith("\nto:\n")
+            assert "\n" not in example.rest
+        elif example.task == "hate-speech-ending":
+            assert example.prompt == example.instruction + example.rest
+            assert example.instruction.startswith("Write a") and example.instruction.endswith(": ")
+            assert example.instruction.count(":") == 1
+        else:
+            assert example.candidates == (" A", " B")
+            assert example.rest.endswith("\nAnswer:") and example.rest.count("\n") == 3
+            assert "event" in example.instruction
+            if example.prompt.startswith(example.instruction):
+                assert example.instruction.endswith(" the following event: ")
+            else:
+                trailing_questions += 1
+                assert example.instruction.startswith(" ") and example.instruction.endswith("?")
+    # Both question placements occur, half each.
+    history = sum(example.task == "history-of-science-qa" for example in memotrap)
+    assert trailing_questions * 2 == history
+
+
+def test_memotrap_split_examples_and_rejections():
+    split = split_memotrap_prompt('Write a quote that ends in the word "heavy": Absence makes the heart grow')
+    assert split == ('Write a quote that ends in the word "heavy": ', "Absence makes the heart grow")
+    translation = (
+        "Translate the following sentence from German into English.\nDie Zeit heilt.\nto:\nTime heals all"
+    )
+    assert split_memotrap_prompt(translation).rest == "Time heals all"
+    trailing = (
+        "Galileo dropped two balls. What was a scientific theory that was refuted in the following event?"
+    )
+    assert (
+        split_memotrap_prompt(trailing + "\nA. x\nB. y\nAnswer:").rest
+        == "Galileo dropped two balls.\nA. x\nB. y\nAnswer:"
+    )
+
+    with pytest.raises(ValueError, match="proverb-translation"):
+        split_memotrap_prompt('Write a quote that ends in the word "heavy": grow', "proverb-translation")
+    with pytest.raises(ValueError, match="none of the MemoTrap formats"):
+        split_memotrap_prompt("Complete this: no instruction here\nsecond line")
+    with pytest.raises(ValueError, match="unknown MemoTrap task"):
+        split_memotrap_prompt("x", "proverbs")
+
+
+def test_argument_validation(data_dir):
+    with pytest.raises(ValueError, match="limit"):
+        load_nqswap(data_dir, limit=0)
+    with pytest.raises(ValueError, match="unknown MemoTrap tasks"):
+        load_memotrap(data_dir, tasks=["proverbs"])
+    with pytest.raises(ValueError, match="non-empty list"):
+        load_memotrap(data_dir, tasks="proverb-ending")
+    with pytest.raises(ValueError, match="unknown open-ended source"):
+        load_open_ended("news", data_dir)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Finding the data
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_env_var_is_used_when_no_data_dir_is_given(data_dir, monkeypatch):
+    monkeypatch.setenv(eval_data.DATA_DIR_ENV, str(data_dir))
+    assert load_cnndm(limit=1) == load_cnndm(data_dir, limit=1)
+    monkeypatch.setenv(eval_data.DATA_DIR_ENV, str(data_dir / "missing"))
+    with pytest.raises(DataNotFoundError, match="MI_DECODE_DATA_DIR"):
+        load_cnndm()
+
+
+def test_without_folder_or_hub_the_error_says_what_to_pass(monkeypatch):
+    monkeypatch.delenv(eval_data.DATA_DIR_ENV, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for load, relative in [(load_nqswap, NQSWAP_FILE), (load_memotrap, "grounding/memotrap/*.csv")]:
+        with pytest.raises(DataNotFoundError) as caught:
+            load()
+        message = str(caught.value)
+        assert "data_dir=DIR" in message and "--data-dir" in message and "MI_DECODE_DATA_DIR" in message
+        assert relative in message and "HF_HUB_OFFLINE" in message
+    with pytest.raises(DataNotFoundError, match="no copy on the Hugging Face Hub"):
+        load_open_ended("wikitext")
+
+
+def test_missing_file_in_the_folder_is_named(tmp_path):
+    with pytest.raises(DataNotFoundError, match=re.escape(str(tmp_path / NQSWAP_FILE))):
+        load_nqswap(tmp_path)
+    with pytest.raises(DataNotFoundError, match="not a directory"):
+        load_nqswap(tmp_path / "nowhere")
+
+
+def test_hub_rows_are_converted_like_files(data_dir, monkeypatch, caplog):
+    """The Hub path, with datasets.load_dataset replaced by the local rows (nothing is downloaded)."""
+    import datasets
+
+    with open(data_dir / MEMOTRAP_FILES["proverb-translation"], encoding="utf-8", newline="") as handle:
+        translation_rows = list(csv.DictReader(handle))[:3]
+    with open(data_dir / MEMOTRAP_FILES["proverb-ending"], encoding="utf-8", newline="") as handle:
+        ending_rows = list(csv.DictReader(handle))[:2]
+    hub_tables = {
+        "pminervini/inverse-scaling": [*translation_rows, *ending_rows],
+        "abisee/cnn_dailymail": [{"id": "abc", "article": "An article.", "highlights": "A summary."}],
+    }
+    requested = []
+
+    def fake_load_dataset(repo, config=None, split=None):
+        requested.append((repo, config, split))
+        return hub_tables[repo]
+
+    monkeypatch.delenv(eval_data.DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(eval_data, "_hub_offline", lambda: False)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+
+    examples = load_memotrap(limit=2)
+    assert requested == [("pminervini/inverse-scaling", "memo-trap", "data")]
+    assert [example.id for example in examples] == [
+        "proverb-ending-0",
+        "proverb-ending-1",
+        "proverb-translation-0",
+        "proverb-translation-1",
+    ]
+    assert examples[2] == load_memotrap(data_dir, tasks=["proverb-translation"], limit=1)[0]
+
+    with caplog.at_level(logging.WARNING, logger="mi_decode.eval_data"):
+        assert load_cnndm()[0].reference == "A summary."
+    assert "no Hub copy" in caplog.text
+
+    hub_tables["pminervini/inverse-scaling"] = [
+        {"prompt": "Bad prompt", "classes": "[' a', ' b']", "answer_index": 0}
+    ]
+    with pytest.raises(DataFileError, match="inverse-scaling.*row 1"):
+        load_memotrap()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Bad files: every error names the file and the line
+# ----------------------------------------------------------------------------------------------------------
+
+
+def write_copy(tmp_path: Path, relative: str, content: bytes) -> Path:
+    path = tmp_path / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def nqswap_lines(data_dir: Path) -> list[bytes]:
+    return gzip.decompress((data_dir / NQSWAP_FILE).read_bytes()).splitlines(keepends=True)
+
+
+def assert_names_file_and_line(error: pytest.ExceptionInfo, path: Path, line: int | None) -> None:
+    message = str(error.value)
+    assert str(path) in message, message
+    assert error.value.path == str(path)
+    if line is not None:
+        assert f"line {line}:" in message, message
+        assert error.value.line == line
+
+
+def test_nqswap_invalid_json_line(data_dir, tmp_path):
+    lines = nqswap_lines(data_dir)
+    lines[56] = lines[56][:40] + b"\n"
+    path = write_copy(tmp_path, NQSWAP_FILE, gzip.compress(b"".join(lines)))
+    with pytest.raises(DataFileError, match="invalid JSON") as error:
+        load_nqswap(tmp_path, limit=5)  # the whole file is checked even when only 5 rows are wanted
+    assert_names_file_and_line(error, path, 57)
+
+
+def test_nqswap_missing_and_mistyped_fields(data_dir, tmp_path):
+    lines = nqswap_lines(data_dir)
+    lines[9] = re.sub(rb', "sub_answer": \[[^\]]*\]', b"", lines[9])
+    path = write_copy(tmp_path, NQSWAP_FILE, gzip.compress(b"".join(lines)))
+    with pytest.raises(DataFileError, match="missing field 'sub_answer'") as error:
+        load_nqswap(tmp_path)
+    assert_names_file_and_line(error, path, 10)
+
+    lines = nqswap_lines(data_dir)
+    lines[99] = lines[99].replace(b'"org_answer": [', b'"org_answer": [7, ', 1)
+    write_copy(tmp_path, NQSWAP_FILE, gzip.compress(b"".join(lines)))
+    with pytest.raises(DataFileError, match="org_answer.*list of non-empty strings") as error:
+        load_nqswap(tmp_path)
+    assert_names_file_and_line(error, path, 100)
+
+
+def test_nqswap_truncated_gzip(data_dir, tmp_path):
+    compressed = (data_dir / NQSWAP_FILE).read_bytes()
+    path = write_copy(tmp_path, NQSWAP_FILE, compressed[: len(compressed) // 2])
+    with pytest.raises(DataFileError, match="truncated or corrupt gzip") as error:
+        load_nqswap(tmp_path)
+    assert_names_file_and_line(error, path, None)
+    assert error.value.line is not None and 1 < error.value.line < 4746
+
+
+def test_file_cut_at_a_line_boundary_is_not_silently_smaller(data_dir, tmp_path):
+    lines = nqswap_lines(data_dir)
+    path = write_copy(tmp_path, NQSWAP_FILE, gzip.compress(b"".join(lines[:4000])))
+    with pytest.raises(DataFileError, match="has 4000 rows where the released file has 4746") as error:
+        load_nqswap(tmp_path)
+    assert_names_file_and_line(error, path, None)
+
+
+def test_memotrap_wrong_columns(data_dir, tmp_path):
+    relative = MEMOTRAP_FILES["hate-speech-ending"]
+    text = (
+        (data_dir / relative).read_bytes().replace(b"prompt,classes,answer_index", b"prompt,choices,label", 1)
+    )
+    path = write_copy(tmp_path, relative, text)
+    with pytest.raises(DataFileError, match="expected the columns") as error:
+        load_memotrap(tmp_path, tasks=["hate-speech-ending"])
+    assert_names_file_and_line(error, path, 1)
+
+
+def test_memotrap_classes_are_parsed_as_literals_never_evaluated(data_dir, tmp_path):
+    relative = MEMOTRAP_FILES["proverb-ending"]
+    text = (data_dir / relative).read_text(encoding="utf-8")
+    text = text.replace("\"[' heavy.', ' fonder.']\"", "\"__import__('os').getcwd()\"", 1)
+    path = write_copy(tmp_path, relative, text.encode())
+    with pytest.raises(DataFileError, match="not a Python literal list") as error:
+        load_memotrap(tmp_path, tasks=["proverb-ending"])
+    assert_names_file_and_line(error, path, 2)
+
+
+def test_memotrap_bad_row_in_multiline_file_reports_its_physical_line(data_dir, tmp_path):
+    """Prompts of the translation file span 4 lines: the error names the line where the bad record starts."""
+    relative = MEMOTRAP_FILES["proverb-translation"]
+    text = (data_dir / relative).read_text(encoding="utf-8")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    rows[6][0] = rows[6][0].replace("\nto:\n", "\ninto:\n")  # data row 6 no longer has the format
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    path = write_copy(tmp_path, relative, buffer.getvalue().encode())
+    with pytest.raises(DataFileError, match="proverb-translation' format") as error:
+        load_memotrap(tmp_path, tasks=["proverb-translation"])
+    assert_names_file_and_line(error, path, 1 + 5 * 4 + 1)  # header, 5 records of 4 lines, then this one
+
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    rows[3][2] = "2"
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    write_copy(tmp_path, relative, buffer.getvalue().encode())
+    with pytest.raises(DataFileError, match="answer_index 2 is out of range") as error:
+        load_memotrap(tmp_path, tasks=["proverb-translation"])
+    assert_names_file_and_line(error, path, 1 + 2 * 4 + 1)
+
+
+def test_memotrap_truncated_csv(data_dir, tmp_path):
+    relative = MEMOTRAP_FILES["history-of-science-qa"]
+    text = (data_dir / relative).read_bytes()
+    cut = text.index(b"\nA. ", len(text) // 2)  # inside a quoted multi-line prompt
+    path = write_copy(tmp_path, relative, text[:cut])
+    with pytest.raises(DataFileError, match="malformed CSV") as error:
+        load_memotrap(tmp_path, tasks=["history-of-science-qa"])
+    assert_names_file_and_line(error, path, None)
+    assert error.value.line is not None and error.value.line > 1
+
+    cut = text.index(b'Answer:",', len(text) // 2) + len(b'Answer:"')
+    write_copy(tmp_path, relative, text[:cut] + b"\r\n")  # the last record loses its classes and answer
+    with pytest.raises(DataFileError, match="expected 3 fields") as error:
+        load_memotrap(tmp_path, tasks=["history-of-science-qa"])
+    assert_names_file_and_line(error, path, None)
+
+
+def test_cnndm_and_open_ended_bad_lines(data_dir, tmp_path):
+    lines = (data_dir / CNNDM_FILE).read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b'"reference":', b'"summary":', 1)
+    path = write_copy(tmp_path, CNNDM_FILE, b"".join(lines))
+    with pytest.raises(DataFileError, match="missing field 'reference'") as error:
+        load_cnndm(tmp_path)
+    assert_names_file_and_line(error, path, 3)
+
+    lines = (data_dir / CNNDM_FILE).read_bytes().splitlines(keepends=True)
+    lines[4] = lines[4].replace(b'{"id": 4,', b'{"id": 1,', 1)
+    write_copy(tmp_path, CNNDM_FILE, b"".join(lines))
+    with pytest.raises(DataFileError, match="id 'cnndm-1' of data row 5 repeats data row 2"):
+        load_cnndm(tmp_path)
+
+    relative = OPEN_ENDED_FILES["wikitext"]
+    lines = (data_dir / relative).read_bytes().splitlines(keepends=True)
+    lines[1199] = b"[1, 2]\n"
+    path = write_copy(tmp_path, relative, b"".join(lines))
+    with pytest.raises(DataFileError, match="expected a JSON object") as error:
+        load_open_ended("wikitext", tmp_path)
+    assert_names_file_and_line(error, path, 1200)

@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, ModuleNotFoundError) as error:
+    except (ValueError, OSError, ModuleNotFoundError) as error:
         # Errors about the user's input are one line; anything else keeps its traceback.
         message = str(error).strip().splitlines()
         print(f"mi-decode {args.command}: error: {' '.join(message)}", file=sys.stderr)

@@ -158,7 +158,8 @@ def mi_amplify(
     conditioned = torch.log_softmax(conditioned_scores.to(dtype), dim=-1)
     unconditioned = torch.log_softmax(unconditioned_scores.to(dtype), dim=-1)
 
-    masked_unconditioned = unconditioned == -math.inf
+    # From the input: log_softmax turns a row that is entirely -inf into NaN.
+    masked_unconditioned = unconditioned_scores == -math.inf
     floor = unconditioned.masked_fill(masked_unconditioned, math.inf).amin(dim=-1, keepdim=True)
     # A fully masked row has floor +inf: use l_c there, which makes the contrast zero.
     unconditioned = torch.where(
@@ -169,7 +170,12 @@ def mi_amplify(
     weight = torch.full(conditioned.shape[:1], config.weight_at(step), dtype=dtype, device=conditioned.device)
     max_conditioned = conditioned.amax(dim=-1)
     if config.rule == "m3id":
-        gate = max_conditioned < math.log(config.alpha)
+        # alpha = 1 means "always correct"; comparing with log(1) = 0 would depend on rounding.
+        gate = (
+            max_conditioned < math.log(config.alpha)
+            if config.alpha < 1
+            else torch.ones_like(max_conditioned, dtype=torch.bool)
+        )
         weight = weight * gate
     else:
         gate = torch.ones_like(max_conditioned, dtype=torch.bool)

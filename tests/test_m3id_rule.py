@@ -1,0 +1,182 @@
+"""The MI-amplification rule against a naive float64 implementation written from the papers' formulas."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mi_decode.m3id import MIConfig, mi_amplify
+
+
+def naive_rule(conditioned_row, unconditioned_row, step, rule, lam, alpha, weight, max_weight, beta, t0):
+    """One row in float64 Python, straight from the formulas in the issue / papers."""
+
+    def log_softmax(row):
+        top = max(row)
+        total = sum(math.exp(x - top) for x in row if x != -math.inf)
+        return [x - top - math.log(total) if x != -math.inf else -math.inf for x in row]
+
+    l_c, l_u = log_softmax(conditioned_row), log_softmax(unconditioned_row)
+    finite_u = [x for x in l_u if x != -math.inf]
+    if rule == "m3id":
+        gamma = math.exp(-lam * (step + t0))
+        w = (1 - gamma) / gamma
+        if max_weight is not None:
+            w = min(w, max_weight)
+        gate = alpha == 1.0 or max(l_c) < math.log(alpha)
+        w = w if gate else 0.0
+    else:
+        w, gate = weight, True
+    out = []
+    for c, u in zip(l_c, l_u, strict=True):
+        if c == -math.inf:
+            out.append(-math.inf)
+            continue
+        if u == -math.inf:  # documented: floor at the row's smallest finite l_u; no contrast if none
+            u = min(finite_u) if finite_u else c
+        out.append(c + w * (c - u))
+    if beta is not None:
+        # p_c < beta * max p_c  <=>  l_c < max l_c + log beta
+        out = [-math.inf if c < max(l_c) + math.log(beta) else o for c, o in zip(l_c, out, strict=True)]
+    return out, w, gate
+
+
+@st.composite
+def rule_cases(draw):
+    batch = draw(st.integers(1, 4))
+    vocab = draw(st.integers(2, 40))
+    seed = draw(st.integers(0, 2**31 - 1))
+    generator = torch.Generator().manual_seed(seed)
+    # Large scales make the conditioned model confident (gate closed), small ones uncertain (gate open).
+    scale = draw(st.sampled_from([0.1, 1.0, 3.0, 10.0]))
+    conditioned = torch.randn(batch, vocab, generator=generator, dtype=torch.float64) * scale
+    unconditioned = torch.randn(batch, vocab, generator=generator, dtype=torch.float64) * scale
+    masked_c = torch.rand(batch, vocab, generator=generator) < draw(st.sampled_from([0.0, 0.2]))
+    masked_u = torch.rand(batch, vocab, generator=generator) < draw(st.sampled_from([0.0, 0.3, 1.0]))
+    masked_c[:, 0] = False  # keep each conditioned row a distribution
+    conditioned = conditioned.masked_fill(masked_c, -math.inf)
+    unconditioned = unconditioned.masked_fill(masked_u, -math.inf)
+    config = MIConfig(
+        rule=draw(st.sampled_from(["m3id", "constant"])),
+        lam=draw(st.sampled_from([0.02, 0.1, 0.5])),
+        alpha=draw(st.sampled_from([0.05, 0.3, 0.9, 1.0])),
+        weight=draw(st.sampled_from([0.0, 0.5, 1.0, 3.0])),
+        max_weight=draw(st.sampled_from([None, 2.0])),
+        plausibility_beta=draw(st.sampled_from([None, 0.1, 0.5])),
+        t0=draw(st.sampled_from([0, 5])),
+    )
+    step = draw(st.integers(1, 120))
+    dtype = draw(st.sampled_from([torch.float32, torch.float16, torch.bfloat16, torch.float64]))
+    return conditioned.to(dtype), unconditioned.to(dtype), step, config
+
+
+@settings(max_examples=300, deadline=None)
+@given(rule_cases())
+def test_rule_matches_naive_float64(case):
+    conditioned, unconditioned, step, config = case
+    result = mi_amplify(conditioned, unconditioned, step, config)
+    assert result.scores.dtype == (torch.float64 if conditioned.dtype == torch.float64 else torch.float32)
+    assert not torch.isnan(result.scores).any()
+    assert not (result.scores == math.inf).any()
+    for row in range(conditioned.shape[0]):
+        # The naive rule sees the same (rounded) inputs, in float64.
+        expected, weight, gate = naive_rule(
+            conditioned[row].double().tolist(),
+            unconditioned[row].double().tolist(),
+            step,
+            config.rule,
+            config.lam,
+            config.alpha,
+            config.weight,
+            config.max_weight,
+            config.plausibility_beta,
+            config.t0,
+        )
+        expected = torch.tensor(expected, dtype=torch.float64)
+        got = result.scores[row].double()
+        near_threshold = abs(
+            torch.log_softmax(conditioned[row].double(), -1).max().item() - math.log(config.alpha)
+        )
+        if config.alpha < 1 and near_threshold < 1e-5:
+            continue  # the gate's threshold is within float32 rounding: either side is correct
+        assert bool(result.gate[row]) == gate
+        assert float(result.weight[row]) == pytest.approx(weight, rel=1e-6)
+        assert torch.equal(torch.isinf(got), torch.isinf(expected))
+        finite = torch.isfinite(expected)
+        # fp32 arithmetic on values of size |l| * (1 + w)
+        tolerance = 1e-5 * (1 + weight) * (1 + expected[finite].abs().max().item() if finite.any() else 1)
+        torch.testing.assert_close(got[finite], expected[finite], rtol=0, atol=tolerance)
+
+
+def test_gate_switches_on_conditioned_confidence():
+    config = MIConfig(rule="m3id", alpha=0.3)
+    confident = torch.log(torch.tensor([[0.9, 0.05, 0.05]]))
+    uncertain = torch.log(torch.tensor([[0.28, 0.27, 0.25, 0.2]]))
+    assert not mi_amplify(confident, confident.flip(-1), 10, config).gate.item()
+    assert mi_amplify(uncertain, uncertain.flip(-1), 10, config).gate.item()
+    # A closed gate leaves the conditioned log-probabilities unchanged.
+    closed = mi_amplify(confident, confident.flip(-1), 10, config)
+    torch.testing.assert_close(closed.scores, torch.log_softmax(confident, -1))
+
+
+def test_unconditioned_minus_inf_never_gives_inf_or_nan():
+    conditioned = torch.tensor([[0.0, 1.0, -math.inf, 2.0]])
+    unconditioned = torch.tensor([[-math.inf, 1.0, 0.0, -math.inf]])
+    scores = mi_amplify(conditioned, unconditioned, 1, MIConfig(rule="constant", weight=2.0)).scores
+    assert scores[0, 2] == -math.inf  # masked in the conditioned branch: stays masked
+    assert torch.isfinite(scores[0, [0, 1, 3]]).all()
+    all_masked = mi_amplify(conditioned, torch.full((1, 4), -math.inf), 1, MIConfig(rule="constant"))
+    torch.testing.assert_close(all_masked.scores, torch.log_softmax(conditioned, -1))
+
+
+def test_constant_rule_is_transformers_guidance_scale():
+    generator = torch.Generator().manual_seed(0)
+    conditioned, unconditioned = torch.randn(2, 3, 50, generator=generator, dtype=torch.float64)
+    guidance_scale = 1.7
+    l_c, l_u = torch.log_softmax(conditioned, -1), torch.log_softmax(unconditioned, -1)
+    expected = (
+        guidance_scale * (l_c - l_u) + l_u
+    )  # transformers' UnbatchedClassifierFreeGuidanceLogitsProcessor
+    got = mi_amplify(conditioned, unconditioned, 7, MIConfig.from_guidance_scale(guidance_scale)).scores
+    torch.testing.assert_close(got, expected)
+
+
+def test_weight_schedule_and_cap():
+    config = MIConfig(lam=0.02)
+    assert config.weight_at(1) == pytest.approx(math.exp(0.02) - 1)
+    assert config.weight_at(100) == pytest.approx(math.e**2 - 1)
+    assert MIConfig(lam=0.02, max_weight=3.0).weight_at(500) == 3.0
+    assert MIConfig(lam=0.02, t0=10).weight_at(1) == pytest.approx(math.exp(0.22) - 1)
+    assert MIConfig(rule="constant", weight=0.5).weight_at(1000) == 0.5
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"rule": "cfg"},
+        {"lam": 0.0},
+        {"lam": "0.1"},
+        {"alpha": 1.5},
+        {"alpha": 0.0},
+        {"weight": -1.0},
+        {"max_weight": -0.1},
+        {"plausibility_beta": 0.0},
+        {"plausibility_beta": 1.2},
+        {"t0": -1},
+        {"t0": 1.5},
+        {"lam": float("nan")},
+        {"weight": True},
+    ],
+)
+def test_config_rejects_bad_values(kwargs):
+    with pytest.raises(ValueError):
+        MIConfig(**kwargs)
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError, match="same shape"):
+        mi_amplify(torch.zeros(1, 5), torch.zeros(1, 6), 1, MIConfig())

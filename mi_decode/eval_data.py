@@ -11,7 +11,8 @@ Where the data comes from, in this order:
 A data folder is laid out like the project's ``shared/data`` (its README lists sources and licences)::
 
     grounding/nqswap/nqswap.jsonl.gz
-    grounding/memotrap/{1-proverb-ending,2-proverb-translation,3-hate-speech-ending,4-history-of-science-qa}.csv
+    grounding/memotrap/{1-proverb-ending,2-proverb-translation,3-hate-speech-ending,
+                        4-history-of-science-qa}.csv
     summarization/cnndm_cad_300.jsonl
     open_ended/{wikitext,book}_prompts.jsonl
 
@@ -182,9 +183,18 @@ class OpenEndedExample:
 # ----------------------------------------------------------------------------------------------------------
 
 _OPTIONS = r"\nA\. [^\n]+\nB\. [^\n]+\nAnswer:"
-_SCIENCE_QUESTION = r"What was a scientific (?:theory|claim|model) that was (?:challenged|refuted|disproven|falsified) in the following event"
-_LEADING_QUESTION = rf"(?:What was the common (?:wisdom|belief) (?:before|prior to) the following event|{_SCIENCE_QUESTION}): "
-_TRAILING_QUESTION = rf" (?:(?:Before|Prior to) the aforementioned event, what was the common (?:wisdom|belief)\?|{_SCIENCE_QUESTION}\?)"
+_SCIENCE_QUESTION = (
+    r"What was a scientific (?:theory|claim|model) that was (?:challenged|refuted|disproven|falsified)"
+    r" in the following event"
+)
+_LEADING_QUESTION = (
+    r"(?:What was the common (?:wisdom|belief) (?:before|prior to) the following event"
+    rf"|{_SCIENCE_QUESTION}): "
+)
+_TRAILING_QUESTION = (
+    r" (?:(?:Before|Prior to) the aforementioned event, what was the common (?:wisdom|belief)\?"
+    rf"|{_SCIENCE_QUESTION}\?)"
+)
 
 # Each pattern fullmatches a whole prompt; its ``instruction`` group is the span removed for the
 # unconditioned branch. Order matters for detection: the hate-speech pattern also matches proverb endings.
@@ -216,26 +226,28 @@ def split_memotrap_prompt(prompt: str, task: str | None = None) -> MemoTrapSplit
       The instruction is ``Write a quote that ends in the word "W": `` (up to and including ``": ``); the rest
       is the proverb prefix ``P`` (which may itself contain colons, e.g. ``Bore: a person who...``).
     - ``proverb-translation`` (2-proverb-translation.csv, 843 rows): four lines,
-      ``Translate the following sentence from L into English.\\nS\\nto:\\nP``. The instruction is the first three
-      lines with their newlines (the task and the foreign sentence ``S``, which carries the altered ending);
-      the rest is the English prefix ``P`` on the last line.
+      ``Translate the following sentence from L into English.\\nS\\nto:\\nP``. The instruction is the first
+      three lines with their newlines (the task and the foreign sentence ``S``, which carries the altered
+      ending); the rest is the English prefix ``P`` on the last line.
     - ``hate-speech-ending`` (3-hate-speech-ending.csv, 100 rows): ``Write a <sign|law|verse|quote> ...: P``.
-      The instruction is everything up to and including the first ``": "`` (it holds no colon); the rest is
-      ``P``, which may contain colons.
+      The instruction is everything up to and including the first colon and the space after it; the rest is
+      ``P``, which may contain colons (``...men and women agree: they both distrust``).
     - ``history-of-science-qa`` (4-history-of-science-qa.csv, 736 rows):
-      ``<first line>\\nA. ...\\nB. ...\\nAnswer:`` where the first line is either ``Q: E`` with a leading question
-      ``Q`` ("What was the common wisdom/belief before/prior to the following event", "What was a scientific
-      theory/claim/model that was challenged/refuted/disproven/falsified in the following event") and event
-      ``E``, or ``E Q?`` with a trailing question ("Before/Prior to the aforementioned event, what was the
-      common wisdom/belief?" or the scientific-claim question above). The instruction is the question: ``Q: ``
-      when leading (the rest is ``E`` and the options), `` Q?`` with its leading space when trailing (the rest
-      is ``E``, then the options; here the instruction sits mid-prompt, so ``prompt != instruction + rest``).
+      ``<first line>\\nA. ...\\nB. ...\\nAnswer:`` where the first line is either ``Q: E``, a leading
+      question ``Q`` then the event ``E`` (368 rows), or ``E Q?``, the event then a trailing question (368
+      rows). Leading questions: "What was the common wisdom/belief before/prior to the following event" and
+      "What was a scientific theory/claim/model that was challenged/refuted/disproven/falsified in the
+      following event"; trailing ones: "Before/Prior to the aforementioned event, what was the common
+      wisdom/belief?" and the scientific one with a question mark. The instruction is the question: ``Q: ``
+      when leading (the rest is ``E`` and the options); `` Q?`` with its leading space when trailing (the
+      rest is ``E`` then the options: the instruction sits mid-prompt, so ``prompt != instruction + rest``).
 
     In every case ``rest == prompt.replace(instruction, "", 1)`` and both are non-empty.
 
     Args:
         prompt: A MemoTrap prompt.
-        task: One of :data:`MEMOTRAP_TASKS`; ``None`` detects it from the prompt (:func:`detect_memotrap_task`).
+        task: One of :data:`MEMOTRAP_TASKS`; ``None`` detects it from the prompt
+            (:func:`detect_memotrap_task`).
 
     Raises:
         ValueError: ``task`` is unknown, or the prompt does not have that task's format.
@@ -244,8 +256,10 @@ def split_memotrap_prompt(prompt: str, task: str | None = None) -> MemoTrapSplit
 
     ```python
     >>> from mi_decode.eval_data import split_memotrap_prompt
-    >>> split_memotrap_prompt('Write a quote that ends in the word "heavy": Absence makes the heart grow')
-    MemoTrapSplit(instruction='Write a quote that ends in the word "heavy": ', rest='Absence makes the heart grow')
+    >>> prompt = 'Write a quote that ends in the word "heavy": Absence makes the heart grow'
+    >>> split = split_memotrap_prompt(prompt)
+    >>> split.instruction, split.rest
+    ('Write a quote that ends in the word "heavy": ', 'Absence makes the heart grow')
     >>> split_memotrap_prompt("E was observed. Before the aforementioned event, what was the common belief?"
     ...                       "\\nA. x\\nB. y\\nAnswer:").rest
     'E was observed.\\nA. x\\nB. y\\nAnswer:'
@@ -276,7 +290,7 @@ def detect_memotrap_task(prompt: str) -> str:
 
     ```python
     >>> from mi_decode.eval_data import detect_memotrap_task
-    >>> detect_memotrap_task("Translate the following sentence from French into English.\\nLes absents...\\nto:\\nThe absent")
+    >>> detect_memotrap_task("Translate the following sentence from French into English.\\nLe chat\\nto:\\nA")
     'proverb-translation'
 
     ```
@@ -474,9 +488,9 @@ def load_open_ended(
     folder = resolve_data_dir(data_dir)
     if folder is None:
         raise DataNotFoundError(
-            f"No data for the open-ended {source} prompts: no data folder was given, and this set (prefixes and "
-            f"human continuations from the Contrastive Decoding evaluation) has no copy on the Hugging Face "
-            f"Hub. {_how_to_pass(relative)}"
+            f"No data for the open-ended {source} prompts: no data folder was given, and this set (prefixes "
+            f"and human continuations from the Contrastive Decoding evaluation) has no copy on the Hugging "
+            f"Face Hub. {_how_to_pass(relative)}"
         )
     path = _data_file(folder, relative, f"open-ended {source}")
     examples = _unique_ids(_convert(_read_jsonl(path), _open_ended_example(source), path), path)
@@ -731,6 +745,6 @@ def _hub_rows(
         except Exception as error:  # network, authentication and format errors all mean: use a local folder
             reason = f"loading it failed: {type(error).__name__}: {error}"
     raise DataNotFoundError(
-        f"No data for {name}: no data folder was given and the Hugging Face Hub copy {source} is not available "
-        f"({reason}). {_how_to_pass(relative)}"
+        f"No data for {name}: no data folder was given and the Hugging Face Hub copy {source} is not "
+        f"available ({reason}). {_how_to_pass(relative)}"
     )

@@ -91,7 +91,9 @@ MEMOTRAP_COLUMNS = ("prompt", "classes", "answer_index")
 
 
 class DataFileError(ValueError):
-    """A data file (or Hub row) is malformed. ``path`` and ``line`` say where; the message names both."""
+    """A data file (or a Hub row) is malformed. ``path`` names the file, ``line`` the line (or Hub row) at
+    fault, ``None`` when the problem is the file as a whole (a missing tail, a repeated id); the message
+    names both."""
 
     def __init__(self, path: str | os.PathLike, line: int | None, problem: str, *, unit: str = "line"):
         self.path = str(path)
@@ -102,7 +104,8 @@ class DataFileError(ValueError):
 
 
 class DataNotFoundError(FileNotFoundError):
-    """No data folder was given and the Hugging Face Hub could not provide the set."""
+    """The data is not there: the folder or file given does not exist, or no folder was given and the
+    Hugging Face Hub cannot provide the set. The message says what to pass."""
 
 
 class _RowProblem(ValueError):

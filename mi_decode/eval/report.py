@@ -1,0 +1,121 @@
+"""Human-readable output of an evaluation: the summary table, ``report.md`` and matplotlib plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def task_tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) for every task: one row per method, one column per metric."""
+    tables = []
+    for suite_name, suite in results["suites"].items():
+        for task_name, task in suite.items():
+            methods = task["methods"]
+            columns = []
+            for summary in methods.values():
+                columns += [key for key in summary if key not in columns]
+            header = ["method", *columns]
+            rows = [
+                [method, *(_format(summary.get(key, "")) for key in columns)]
+                for method, summary in methods.items()
+            ]
+            tables.append((f"{suite_name} / {task_name} ({task['examples']} examples)", header, rows))
+    return tables
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def summary_text(results: dict) -> str:
+    """The plain-text summary printed at the end of a run."""
+    blocks = []
+    for title, header, rows in task_tables(results):
+        widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+        lines = [title, "  ".join(cell.ljust(width) for cell, width in zip(header, widths, strict=True))]
+        lines += [
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows
+        ]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def write_report(results: dict, output_dir: Path, command: str) -> Path:
+    """Write ``report.md`` and the plots next to ``results.json``; return the report's path."""
+    plots = write_plots(results, output_dir)
+    settings = results["settings"]
+    lines = [
+        "# mi_decode evaluation report",
+        "",
+        f"- Date: {results['date']}",
+        f"- Machine: {results['machine']}",
+        f"- Command: `{command}`",
+        f"- Model: {settings['model'] or 'SmolLM2-135M-Instruct (embedded)'}; seed {settings['seed']}; "
+        f"batch size {settings['batch_size']}; limit {settings['limit'] or ('quick' if settings['quick'] else 'none')}",
+        "",
+    ]
+    for title, header, rows in task_tables(results):
+        lines += [f"## {title}", "", markdown_table(header, rows), ""]
+    for plot in plots:
+        lines += [f"![{plot.stem}]({plot.name})", ""]
+    path = output_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def write_plots(results: dict, output_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: write files only
+    import matplotlib.pyplot as plt
+
+    written = []
+    for suite_name, suite in results["suites"].items():
+        for task_name, task in suite.items():
+            methods = task["methods"]
+            figure = None
+            if any("accuracy" in s or "substituted_answer_rate" in s for s in methods.values()):
+                key = "accuracy" if "accuracy" in next(iter(methods.values())) else "substituted_answer_rate"
+                figure, axes = plt.subplots(figsize=(6, 3.5))
+                axes.bar(list(methods), [s.get(key, 0.0) for s in methods.values()], color="tab:blue")
+                axes.set_ylabel(key.replace("_", " "))
+                axes.set_ylim(0, 1)
+                axes.set_title(f"{task_name}: {key.replace('_', ' ')} by method")
+            elif any("mauve" in s and "seq_rep_4" in s for s in methods.values()):
+                figure, axes = plt.subplots(figsize=(6, 4))
+                for method, summary in methods.items():
+                    axes.scatter(summary["seq_rep_4"], summary.get("mauve", float("nan")), s=40)
+                    axes.annotate(method, (summary["seq_rep_4"], summary.get("mauve", float("nan"))))
+                axes.set_xlabel("seq-rep-4 (lower is better)")
+                axes.set_ylabel("MAUVE (higher is better)")
+                axes.set_title(f"{task_name}: repetition vs MAUVE by sampler")
+            if figure is not None:
+                path = output_dir / f"{suite_name}_{task_name}.png"
+                figure.tight_layout()
+                figure.savefig(path, dpi=100)
+                plt.close(figure)
+                written.append(path)
+            if task.get("pointwise_mi"):
+                figure, axes = plt.subplots(figsize=(6, 4))
+                for method, curve in task["pointwise_mi"].items():
+                    axes.plot(range(1, len(curve) + 1), curve, label=method)
+                axes.axhline(0.0, color="grey", linewidth=0.5)
+                axes.set_xlabel("generated token")
+                axes.set_ylabel("mean log p_c - log p_u of the chosen token")
+                axes.set_title(f"{task_name}: pointwise MI with the condition over the generation")
+                axes.legend()
+                path = output_dir / f"{suite_name}_{task_name}_pointwise_mi.png"
+                figure.tight_layout()
+                figure.savefig(path, dpi=100)
+                plt.close(figure)
+                written.append(path)
+    return written

@@ -70,6 +70,11 @@ def _methods_of(settings: EvalSettings, task) -> list[str]:
     return [method for method in task.methods if method in settings.methods]
 
 
+def _selected_tasks(settings: EvalSettings, suite: Suite) -> list:
+    """The suite's tasks that run at least one of the selected methods."""
+    return [task for task in suite.tasks if _methods_of(settings, task)]
+
+
 def run_evaluation(settings: EvalSettings, model=None, tokenizer=None) -> dict[str, Any]:
     """Run (or resume) the suites; on the main process, return and write the results.
 
@@ -84,24 +89,23 @@ def run_evaluation(settings: EvalSettings, model=None, tokenizer=None) -> dict[s
     unknown = set(settings.methods or ()) - {m for suite in suites for t in suite.tasks for m in t.methods}
     if unknown:
         raise ValueError(f"--methods names methods no selected task uses: {sorted(unknown)}")
-    if model is None:
+    examples_by_task = {}
+    for suite in suites:
+        if state.is_main_process:
+            check_run_settings(settings.output_dir / suite.name, settings.run_settings(suite))
+        for task in _selected_tasks(settings, suite):
+            examples_by_task[suite.name, task.name] = load_examples(
+                task, settings.data_dir, _task_limit(settings, task)
+            )
+    state.wait_for_everyone()  # run.json is checked before any process writes records
+    if model is None:  # after the data, so a bad data folder fails fast
         from ..models import load_model
 
         model, tokenizer = load_model(settings.model, device=state.device)
     ctx = EvalContext(model=model, tokenizer=tokenizer, data_dir=settings.data_dir)
 
-    examples_by_task = {}
     for suite in suites:
-        if state.is_main_process:
-            check_run_settings(settings.output_dir / suite.name, settings.run_settings(suite))
-        for task in suite.tasks:
-            examples_by_task[suite.name, task.name] = load_examples(
-                task, settings.data_dir, _task_limit(settings, task)
-            )
-    state.wait_for_everyone()  # run.json is checked before any process writes records
-
-    for suite in suites:
-        for task in suite.tasks:
+        for task in _selected_tasks(settings, suite):
             examples = examples_by_task[suite.name, task.name]
             for method_name in _methods_of(settings, task):
                 _run_method(ctx, settings, state, suite, task, suite.methods[method_name], examples)
@@ -157,7 +161,7 @@ def collect_results(ctx: EvalContext, settings: EvalSettings, suites: list[Suite
     }
     for suite in suites:
         suite_results = results["suites"][suite.name] = {}
-        for task in suite.tasks:
+        for task in _selected_tasks(settings, suite):
             examples = examples_by_task[suite.name, task.name]
             task_results = suite_results[task.name] = {"examples": len(examples), "methods": {}}
             for method_name in _methods_of(settings, task):

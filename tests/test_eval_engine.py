@@ -1,0 +1,243 @@
+"""The evaluation engine: suites as data, resume after a kill, two processes, settings and data errors."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_tiny_llama
+
+from mi_decode.eval import EvalSettings, load_suite, run_evaluation
+from mi_decode.eval.store import SettingsMismatchError, read_records
+from mi_decode.eval.suites import SuiteError, parse_suite
+from mi_decode.eval.tasks import _continuation_logits, candidate_scores
+from mi_decode.m3id import MIConfig, mi_amplify
+
+SUITE = """
+name: mini
+methods:
+  greedy: {}
+  ancestral: {sample: true}
+  cad: {mi: constant, weight: 1.0}
+  m3id_plausible: {mi: m3id, plausibility: 0.1}
+tasks:
+  - name: wikitext
+    kind: generate
+    data: wikitext
+    conditioned: "{{ prefix }}"
+    metric: open_ended
+    max_new_tokens: 24
+    methods: [greedy, ancestral]
+  - name: nqswap
+    kind: generate
+    data: nqswap
+    conditioned: "{{ substituted_context }} Q: {{ question }}? A:"
+    unconditioned: "Q: {{ question }}? A:"
+    metric: nqswap
+    max_new_tokens: 6
+    diagnostics: true
+    methods: [greedy, cad]
+  - name: memotrap
+    kind: choice
+    data: memotrap
+    methods: [greedy, m3id_plausible]
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, embedded):
+    """A tiny random Llama saved with the embedded tokenizer, loadable by path in a subprocess."""
+    _, tokenizer = embedded
+    path = tmp_path_factory.mktemp("tiny-model")
+    make_tiny_llama(vocab_size=len(tokenizer)).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def suite_file(tmp_path):
+    path = tmp_path / "mini.yaml"
+    path.write_text(SUITE)
+    return path
+
+
+def _eval_command(suite_file, model_dir, output_dir, *extra):
+    return [
+        sys.executable, "-m", "mi_decode.eval", "--suites", str(suite_file), "--model", str(model_dir),
+        "--output-dir", str(output_dir), "--no-progress", *extra,
+    ]  # fmt: skip
+
+
+def _environment(data_dir):
+    return {**os.environ, "MI_DECODE_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def _all_records(output_dir: Path) -> dict:
+    records = {}
+    for task_dir in sorted((output_dir / "mini").iterdir()):
+        if task_dir.is_dir():
+            methods = {path.name.split(".part")[0] for path in task_dir.glob("*.jsonl")}
+            for method in sorted(methods):
+                records[task_dir.name, method] = read_records(task_dir, method)
+    return records
+
+
+def _line_count(output_dir: Path) -> int:
+    return sum(len(path.read_text().splitlines()) for path in output_dir.rglob("*.jsonl"))
+
+
+def test_resume_after_kill_loses_and_duplicates_nothing(tmp_path, suite_file, tiny_model_dir, data_dir):
+    env = _environment(data_dir)
+    args = ("--limit", "6", "--batch-size", "1", "--seed", "7")
+    clean = tmp_path / "clean"
+    subprocess.run(_eval_command(suite_file, tiny_model_dir, clean, *args), env=env, check=True, timeout=600)
+
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen(_eval_command(suite_file, tiny_model_dir, interrupted, *args), env=env)
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if interrupted.exists() and _line_count(interrupted) >= 3:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run finished before it could be killed; give it more work"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    written_before = _line_count(interrupted)
+    assert 0 < written_before < 72
+    # A kill can also land mid-line: simulate the worst case, a partial record at the end of a shard.
+    shard = next(interrupted.rglob("*.jsonl"))
+    with shard.open("a") as file:
+        file.write('{"id": "half-writ')
+
+    subprocess.run(
+        _eval_command(suite_file, tiny_model_dir, interrupted, *args), env=env, check=True, timeout=600
+    )
+    assert _all_records(interrupted) == _all_records(clean)
+    # Every example appears exactly once: 6 wikitext + 6 nqswap per method, 6 per MemoTrap file per method.
+    assert _line_count(interrupted) == 72
+    report = (interrupted / "report.md").read_text()
+    assert "mini / nqswap" in report and (interrupted / "mini_nqswap_pointwise_mi.png").is_file()
+
+
+def test_two_processes_give_the_same_records_as_one(tmp_path, suite_file, tiny_model_dir, data_dir):
+    env = _environment(data_dir)
+    args = ("--limit", "3", "--batch-size", "2", "--seed", "3")
+    one = tmp_path / "one"
+    two = tmp_path / "two"
+    subprocess.run(_eval_command(suite_file, tiny_model_dir, one, *args), env=env, check=True, timeout=600)
+    command = [
+        sys.executable,
+        "-m",
+        "mi_decode.cli",
+        "eval",
+        *_eval_command(suite_file, tiny_model_dir, two, *args)[3:],
+    ]
+    subprocess.run([*command, "--num-processes", "2"], env=env, check=True, timeout=600)
+    assert list(two.rglob("*.part1.jsonl")), "the second process wrote nothing"
+    assert _all_records(two) == _all_records(one)
+    results_one = json.loads((one / "results.json").read_text())["suites"]
+    results_two = json.loads((two / "results.json").read_text())["suites"]
+    assert results_one == results_two
+
+
+@pytest.fixture
+def tiny(embedded):
+    _, tokenizer = embedded
+    return make_tiny_llama(vocab_size=len(tokenizer)), tokenizer
+
+
+def test_other_settings_are_refused(tmp_path, suite_file, tiny, data_dir):
+    model, tokenizer = tiny
+    settings = dict(
+        suites=[str(suite_file)], output_dir=tmp_path, data_dir=str(data_dir), limit=1, progress=False
+    )
+    run_evaluation(EvalSettings(**settings, seed=0, methods=["greedy"]), model, tokenizer)
+    with pytest.raises(SettingsMismatchError, match="seed: stored 0, now 1"):
+        run_evaluation(EvalSettings(**settings, seed=1, methods=["greedy"]), model, tokenizer)
+    # A larger limit extends the same run.
+    results = run_evaluation(
+        EvalSettings(**{**settings, "limit": 2}, seed=0, methods=["greedy"]), model, tokenizer
+    )
+    assert results["suites"]["mini"]["nqswap"]["methods"]["greedy"]["n"] == 2
+
+
+def test_bad_data_file_is_an_error_with_file_and_line(tmp_path, suite_file, tiny, data_dir):
+    model, tokenizer = tiny
+    rows = gzip.open(data_dir / "grounding/nqswap/nqswap.jsonl.gz", "rt").read().splitlines()
+    rows[4] = rows[4][: len(rows[4]) // 2]  # a line cut in the middle
+    broken = tmp_path / "data" / "grounding" / "nqswap"
+    broken.mkdir(parents=True)
+    with gzip.open(broken / "nqswap.jsonl.gz", "wt") as file:
+        file.write("\n".join(rows) + "\n")
+    settings = EvalSettings(
+        suites=[str(suite_file)], output_dir=tmp_path / "out", data_dir=str(tmp_path / "data"), limit=2,
+        methods=["cad"], progress=False,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"nqswap\.jsonl\.gz.*line 5"):
+        run_evaluation(settings, model, tokenizer)
+
+
+def test_cli_reports_a_missing_data_dir_in_one_line(tmp_path, capsys):
+    from mi_decode.cli import main
+
+    code = main(["eval", "--suites", "grounding", "--data-dir", str(tmp_path / "nowhere"), "--limit", "1"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nowhere" in err[0]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("cad: {mi: constant, weight: 1.0}", "cad: {mi: constant, wieght: 1.0}"), "unknown options"),
+        (("methods: [greedy, cad]", "methods: [greedy, cfg]"), "undefined methods"),
+        (("kind: choice", "kind: vote"), "kind must be one of"),
+        (("cad: {mi: constant, weight: 1.0}", "cad: {mi: constant, weight: -1.0}"), "weight"),
+    ],
+)
+def test_malformed_suites_name_the_problem(change, message):
+    import yaml
+
+    with pytest.raises(SuiteError, match=message):
+        parse_suite(yaml.safe_load(SUITE.replace(*change)), source="mini.yaml")
+
+
+def test_shipped_suites_parse():
+    for name in ("grounding", "summarization", "open_ended"):
+        suite = load_suite(name)
+        assert suite.tasks and all(task.methods for task in suite.tasks)
+
+
+def test_choice_scores_match_separate_forwards(tiny):
+    """Batched, left-padded continuation logits and the adjusted candidate score, against one unpadded
+    forward per branch and the rule applied token by token."""
+    model, _ = tiny
+    conditioned = [1, 50, 60, 70, 80, 90]
+    unconditioned = [1, 80, 90]
+    candidate = [33, 44, 55]
+    batch = _continuation_logits(
+        model, [conditioned + candidate, unconditioned + candidate], [3, 3], pad_id=0
+    )
+    config = MIConfig(rule="m3id", alpha=1.0, lam=0.5)
+    with torch.inference_mode():
+        full_c = model(torch.tensor([conditioned + candidate])).logits[0, -4:-1]
+        full_u = model(torch.tensor([unconditioned + candidate])).logits[0, -4:-1]
+    assert torch.allclose(batch[0], full_c, atol=1e-5) and torch.allclose(batch[1], full_u, atol=1e-5)
+    expected = sum(
+        torch.log_softmax(mi_amplify(full_c[i : i + 1], full_u[i : i + 1], i + 1, config).scores, -1)[
+            0, token
+        ]
+        for i, token in enumerate(candidate)
+    )
+    got = candidate_scores(batch[0], batch[1], torch.tensor(candidate), config)
+    assert got == pytest.approx(float(expected), abs=1e-4)
+    plain = candidate_scores(batch[0], None, torch.tensor(candidate), None)
+    assert plain == pytest.approx(float(torch.log_softmax(full_c, -1)[range(3), candidate].sum()), abs=1e-4)

@@ -1,0 +1,176 @@
+"""Benchmark the packed answer scorer against a naive per-choice loop and lm-evaluation-harness.
+
+Scores the same (prompt, answer) requests on the embedded SmolLM2-135M-Instruct three ways and prints the
+time ratios and the largest log-prob differences:
+
+* the engine, ``mi_decode.scoring.score_choices`` (prompt run once, choices packed after it, batched);
+* a naive loop, one full forward pass per (prompt, choice) (``score_choices_naive``);
+* lm-evaluation-harness's Hugging Face ``loglikelihood`` (``HFLM``), if ``lm_eval`` can be imported.
+
+Workloads: SST-2 dev sentences x ``prompt_XX`` templates (single-token answers) and AG News test items x
+``verbalizer*`` templates (multi-token answers such as "Science and technology").
+
+lm-eval is not a dependency of this project. To include it, install it into a separate virtual
+environment that also sees the project's packages, and run this script with that environment's python::
+
+    python -m venv /tmp/lmeval-venv
+    site=$(.venv/bin/python -c 'import site; print(site.getsitepackages()[0])')
+    echo "import site; site.addsitedir('$site')" \\
+        > "$(/tmp/lmeval-venv/bin/python -c 'import site; print(site.getsitepackages()[0])')/project.pth"
+    /tmp/lmeval-venv/bin/pip install --no-deps lm-eval
+    /tmp/lmeval-venv/bin/python benchmarks/bench_scoring.py --inputs 200 --templates 20
+
+Usage (small, quick)::
+
+    python benchmarks/bench_scoring.py --inputs 10 --templates 4 --news-inputs 10 --news-templates 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+import transformers
+
+from mi_decode import load_model
+from mi_decode.rank import load_task, resolve_data_dir, task_templates_path
+from mi_decode.scoring import _Tokenized, score_choices, score_choices_naive
+from mi_decode.templates import load_templates
+
+
+def build_requests(task: str, pattern: str, num_inputs: int, num_templates: int, data_dir):
+    examples = load_task(task, data_dir, limit=num_inputs)
+    templates = load_templates(task_templates_path(task, data_dir), names=pattern)[:num_templates]
+    prompts, choices = [], []
+    for template in templates:
+        for example in examples:
+            rendered = template.render(example)
+            prompts.append(rendered.prompt)
+            choices.append(rendered.answer_choices)
+    return prompts, choices, len(templates)
+
+
+def timed(score, prompts, choices, warmup: int = 4):
+    """Seconds for ``score(prompts, choices)`` after an untimed pass over the first requests (first calls
+    with new shapes are several times slower on CPU)."""
+    score(prompts[:warmup], choices[:warmup])
+    start = time.perf_counter()
+    result = score(prompts, choices)
+    return result, time.perf_counter() - start
+
+
+def lm_eval_scorer(model, tokenizer, batch_size):
+    """Sum log-probs ``[N, Y]`` from lm-eval's ``HFLM.loglikelihood`` for the engine's prompt/answer texts."""
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(model.device))
+    split = _Tokenized(tokenizer).split  # the same prompt/answer texts the engine scores
+
+    def score(prompts, choices):
+        requests = []
+        for prompt, request_choices in zip(prompts, choices, strict=True):
+            context, answers = split(prompt, request_choices)
+            for answer in answers:
+                requests.append(
+                    Instance("loglikelihood", doc={}, arguments=(context, answer), idx=len(requests))
+                )
+        results = iter(lm.loglikelihood(requests, disable_tqdm=True))
+        sums = np.full((len(prompts), max(len(c) for c in choices)), np.nan)
+        for i, request_choices in enumerate(choices):
+            for c in range(len(request_choices)):
+                sums[i, c] = next(results)[0]
+        return sums
+
+    return score
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--inputs", type=int, default=200, help="SST-2 sentences")
+    parser.add_argument("--templates", type=int, default=20, help="SST-2 templates")
+    parser.add_argument("--news-inputs", type=int, default=50, help="AG News items (multi-token answers)")
+    parser.add_argument("--news-templates", type=int, default=8, help="AG News verbalizer templates")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--skip-lm-eval", action="store_true")
+    parser.add_argument("--data-dir", default=None, help="evaluation data (default: $MI_DECODE_DATA_DIR)")
+    args = parser.parse_args()
+
+    data_dir = resolve_data_dir(args.data_dir)
+    model, tokenizer = load_model()
+    print(
+        f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), transformers {transformers.__version__}"
+    )
+    print(f"date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}")
+    lm_eval_available = not args.skip_lm_eval
+    if lm_eval_available:
+        try:
+            import lm_eval  # noqa: F401
+        except ImportError:
+            lm_eval_available = False
+            print(
+                "lm-eval: not importable here, skipped (see this script's docstring to install it separately)"
+            )
+
+    workloads = [
+        ("SST-2", "sst2", r"prompt_\d+", args.inputs, args.templates),
+        ("AG News", "agnews", r"verbalizer.*", args.news_inputs, args.news_templates),
+    ]
+
+    def engine_score(prompts, choices):
+        return score_choices(
+            model, tokenizer, prompts, choices, batch_size=args.batch_size, progress=False, perplexity=False
+        )
+
+    def naive_score(prompts, choices):
+        return score_choices_naive(model, tokenizer, prompts, choices, perplexity=False)
+
+    lm_eval_score = lm_eval_scorer(model, tokenizer, args.batch_size) if lm_eval_available else None
+
+    rows = []
+    for label, task, pattern, num_inputs, num_templates in workloads:
+        prompts, choices, used_templates = build_requests(task, pattern, num_inputs, num_templates, data_dir)
+        engine, engine_s = timed(engine_score, prompts, choices)
+        row = {
+            "workload": f"{label} {num_inputs}x{used_templates}",
+            "requests": len(prompts),
+            "choices": int(np.sum(engine.num_tokens > 0)),
+            "answer tokens": float(engine.num_tokens[engine.num_tokens > 0].mean()),
+            "engine s": engine_s,
+        }
+        if not args.skip_naive:
+            naive, naive_s = timed(naive_score, prompts, choices)
+            row["naive s"] = naive_s
+            row["naive/engine"] = naive_s / engine_s
+            row["max |diff| naive"] = max(
+                float(np.nanmax(np.abs(getattr(engine, mode) - getattr(naive, mode))))
+                for mode in ("first", "sum", "mean")
+            )
+        if lm_eval_score is not None:
+            sums, lm_eval_s = timed(lm_eval_score, prompts, choices)
+            row["lm-eval s"] = lm_eval_s
+            row["lm-eval/engine"] = lm_eval_s / engine_s
+            row["max |diff| lm-eval"] = float(np.nanmax(np.abs(engine.sum - sums)))
+        rows.append(row)
+
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    print(" | ".join(columns))
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row.get(column, "-")
+            if isinstance(value, float):
+                value = f"{value:.2e}" if column.startswith("max") else f"{value:.2f}"
+            cells.append(str(value))
+        print(" | ".join(cells))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The MI options of ``mi-decode generate``: parsing, validation, and a short run on the embedded model."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from mi_decode.mi_cli import add_mi_arguments, mi_requested, run_mi_generate
+
+
+def parse(*argv):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--prompt", required=True)
+    parser.add_argument("--chat", action="store_true")
+    parser.add_argument("--max-new-tokens", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--typical-p", type=float, default=None)
+    add_mi_arguments(parser)
+    return parser.parse_args(["--prompt", "Who won?", *argv])
+
+
+def test_parsing_defaults_and_flags():
+    args = parse()
+    assert not mi_requested(args) and args.fused is True and args.plausibility is None
+    args = parse("--context", "doc", "--plausibility", "--no-fused", "--mi", "constant", "--mi-weight", "1.0")
+    assert mi_requested(args)
+    assert (args.context, args.plausibility, args.fused, args.mi, args.mi_weight) == (
+        "doc",
+        0.1,
+        False,
+        "constant",
+        1.0,
+    )
+    assert parse("--plausibility", "0.2").plausibility == 0.2
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--mi", "m3id"], "needs --context or --negative-prompt"),
+        (["--context", "a", "--negative-prompt", "b"], "either --context or --negative-prompt"),
+        (["--context", "a", "--mi-weight", "1.0"], "--mi-weight applies to --mi constant"),
+        (["--context", "a", "--mi", "constant", "--mi-lambda", "0.1"], "apply to --mi m3id"),
+        (["--context", "a", "--mi-alpha", "2"], "alpha"),
+        (["--context", "   "], "--context is empty"),
+    ],
+)
+def test_bad_combinations_are_one_line_value_errors(argv, message):
+    with pytest.raises(ValueError, match=message) as error:
+        run_mi_generate(parse(*argv), model=None, tokenizer=None)
+    assert "\n" not in str(error.value)
+
+
+def test_context_file_must_exist(tmp_path):
+    with pytest.raises(OSError):
+        run_mi_generate(parse("--context", f"@{tmp_path / 'missing.txt'}"), model=None, tokenizer=None)
+
+
+@pytest.mark.embedded
+def test_fused_and_drop_in_give_the_same_text(embedded, tmp_path):
+    model, tokenizer = embedded
+    document = tmp_path / "doc.txt"
+    document.write_text("The 2031 chess olympiad was won by Mongolia.")
+    texts = {
+        fused: run_mi_generate(parse("--context", f"@{document}", "--chat", fused), model, tokenizer)
+        for fused in ("--fused", "--no-fused")
+    }
+    assert texts["--fused"] == texts["--no-fused"]
+    assert texts["--fused"].strip()

@@ -211,11 +211,11 @@ def test_cli_ranks_sst2_with_the_embedded_model(embedded, data_dir, tmp_path, ca
             "--templates",
             str(task_templates_path("sst2", data_dir)),
             "--template-names",
-            "prompt_0[0-2]",
+            "prompt_0[01]",
             "--data",
             str(data_dir / "prompt_selection" / "data" / "sst2" / "stsa.binary.dev"),
             "--limit",
-            "6",
+            "4",
             "--batch-size",
             "8",
             "--out",
@@ -226,7 +226,7 @@ def test_cli_ranks_sst2_with_the_embedded_model(embedded, data_dir, tmp_path, ca
     assert args.func(args) == 0
     printed = capsys.readouterr().out
     summary = json.loads(out.read_text())
-    assert summary["task"] == "sst2" and summary["selected"] in {"prompt_00", "prompt_01", "prompt_02"}
-    assert len(summary["predictions"]) == 6
-    assert set(summary["macro_f1"]) == {"prompt_00", "prompt_01", "prompt_02"}
+    assert summary["task"] == "sst2" and summary["selected"] in {"prompt_00", "prompt_01"}
+    assert len(summary["predictions"]) == 4
+    assert set(summary["macro_f1"]) == {"prompt_00", "prompt_01"}
     assert f"selected: {summary['selected']}" in printed and "selected/oracle" in printed

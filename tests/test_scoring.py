@@ -65,8 +65,7 @@ def assert_scores_close(packed, naive, atol=ATOL):
     np.testing.assert_allclose(np.log(packed.perplexity), np.log(naive.perplexity), atol=atol, equal_nan=True)
 
 
-@pytest.mark.parametrize("name", ["gpt2", "llama", "llama-eager"])
-@pytest.mark.parametrize("batch_size", [1, 3])
+@pytest.mark.parametrize(("name", "batch_size"), [("gpt2", 1), ("gpt2", 3), ("llama", 3), ("llama-eager", 2)])
 def test_packed_equals_naive_on_tiny_models(tiny_models, tokenizer, name, batch_size):
     model = tiny_models[name]
     packed = score_choices(model, tokenizer, PROMPTS, CHOICES, batch_size=batch_size, progress=False)
@@ -110,9 +109,9 @@ def test_without_perplexity_the_answers_are_unchanged(tiny_models, tokenizer):
 words = st.sampled_from(["the", "film", "was", "not", "good", ".", "!", "Answer:", "\n", "über", "42", "  "])
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(
-    prompts=st.lists(st.lists(words, min_size=0, max_size=12).map("".join), min_size=1, max_size=5),
+    prompts=st.lists(st.lists(words, min_size=0, max_size=12).map("".join), min_size=1, max_size=4),
     choices=st.lists(st.lists(words, min_size=1, max_size=3).map(" ".join), min_size=1, max_size=3),
     batch_size=st.integers(1, 4),
 )
@@ -212,9 +211,7 @@ def test_argument_validation(tiny_models, tokenizer):
 def test_packed_equals_naive_on_embedded_model(embedded, data_dir):
     model, tokenizer = embedded
     base = data_dir / "prompt_selection" / "templates"
-    sst2 = load_templates(
-        base / "glue" / "sst2" / "templates.yaml", names=["prompt_00", "prompt_02", "fewshot"]
-    )
+    sst2 = load_templates(base / "glue" / "sst2" / "templates.yaml", names=["prompt_02", "fewshot"])
     agnews = load_templates(base / "ag_news" / "templates.yaml", names=["prompt_00"])
     prompts, choices = [], []
     for template, sentence in zip(sst2, ["it 's a charming journey .", "unflinchingly bleak"], strict=True):

@@ -395,7 +395,9 @@ def score_templates(
     content_free_prompts, content_free_choices = [], []
     for template in templates:
         for value in CONTENT_FREE_INPUTS:
-            rendered = template.render(content_free_example(inputs[0], value), 0)
+            # Fields the answer choices read keep their value, so the choices stay those of a real input.
+            keep = ("label", *template.answer_choice_fields)
+            rendered = template.render(content_free_example(inputs[0], value, keep), 0)
             content_free_prompts.append(rendered.prompt)
             content_free_choices.append(rendered.answer_choices)
 

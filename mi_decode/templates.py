@@ -146,6 +146,15 @@ class PromptTemplate:
             return set()
         return fields - {"answer_choices"} - set(_ENVIRONMENT.globals)
 
+    @property
+    def answer_choice_fields(self) -> set[str]:
+        """The example fields the answer choices depend on (none for fixed choices)."""
+        if not isinstance(self.answer_choices, str):
+            return set()
+        return meta.find_undeclared_variables(_ENVIRONMENT.parse(self.answer_choices)) - set(
+            _ENVIRONMENT.globals
+        )
+
     def render(self, example: Mapping, index: int | None = None) -> RenderedPrompt:
         """Apply the template to ``example``; ``index`` only serves the error message.
 

@@ -182,6 +182,27 @@ def test_score_templates_layout(tiny_models, tokenizer):
             np.testing.assert_allclose(scores.content_free.sum[t, k], alone.sum[0], atol=ATOL)
 
 
+def test_content_free_inputs_keep_example_dependent_choices(tiny_models, tokenizer):
+    template = PromptTemplate.from_jinja(
+        "copa",
+        "{{ premise }} So what happened? ||| {{ answer_choices[label] }}",
+        "{{ choice1 }} ||| {{ choice2 }}",
+    )
+    inputs = [
+        {"premise": "It rained.", "choice1": "The grass got wet.", "choice2": "The sun shone.", "label": 0}
+    ]
+    scores = score_templates(tiny_models["gpt2"], tokenizer, [template], inputs, progress=False)
+    assert scores.answer_choices == [["The grass got wet.", "The sun shone."]]
+    expected = score_choices(
+        tiny_models["gpt2"],
+        tokenizer,
+        ["N/A So what happened?"],
+        ["The grass got wet.", "The sun shone."],
+        progress=False,
+    )
+    np.testing.assert_allclose(scores.content_free.sum[0, 1], expected.sum[0], atol=ATOL)
+
+
 def test_argument_validation(tiny_models, tokenizer):
     model = tiny_models["gpt2"]
     with pytest.raises(ValueError, match="batch_size"):

@@ -138,6 +138,7 @@ def main() -> None:
     for label, task, pattern, num_inputs, num_templates in workloads:
         prompts, choices, used_templates = build_requests(task, pattern, num_inputs, num_templates, data_dir)
         engine, engine_s = timed(engine_score, prompts, choices)
+        print(f"{label}: engine {engine_s:.1f} s", flush=True)
         row = {
             "workload": f"{label} {num_inputs}x{used_templates}",
             "requests": len(prompts),
@@ -148,6 +149,7 @@ def main() -> None:
         if not args.skip_naive:
             naive, naive_s = timed(naive_score, prompts, choices)
             row["naive s"] = naive_s
+            print(f"{label}: naive {naive_s:.1f} s", flush=True)
             row["naive/engine"] = naive_s / engine_s
             row["max |diff| naive"] = max(
                 float(np.nanmax(np.abs(getattr(engine, mode) - getattr(naive, mode))))
@@ -156,6 +158,7 @@ def main() -> None:
         if lm_eval_score is not None:
             sums, lm_eval_s = timed(lm_eval_score, prompts, choices)
             row["lm-eval s"] = lm_eval_s
+            print(f"{label}: lm-eval {lm_eval_s:.1f} s", flush=True)
             row["lm-eval/engine"] = lm_eval_s / engine_s
             row["max |diff| lm-eval"] = float(np.nanmax(np.abs(engine.sum - sums)))
         rows.append(row)

@@ -211,7 +211,7 @@ def test_malformed_suites_name_the_problem(change, message):
 
 
 def test_shipped_suites_parse():
-    for name in ("grounding", "summarization", "open_ended"):
+    for name in ("grounding", "summarization", "open_ended", "prompt_selection"):
         suite = load_suite(name)
         assert suite.tasks and all(task.methods for task in suite.tasks)
 
@@ -241,3 +241,31 @@ def test_choice_scores_match_separate_forwards(tiny):
     assert got == pytest.approx(float(expected), abs=1e-4)
     plain = candidate_scores(batch[0], None, torch.tensor(candidate), None)
     assert plain == pytest.approx(float(torch.log_softmax(full_c, -1)[range(3), candidate].sum()), abs=1e-4)
+
+
+def test_prompt_selection_summary_matches_rank_prompts(tmp_path, tiny, data_dir):
+    """The suite's per-template records, summarised, give the same selected/oracle ratio as
+    rank_prompts computing everything itself."""
+    from mi_decode.rank import load_task, rank_prompts, task_templates_path
+    from mi_decode.templates import load_templates
+
+    model, tokenizer = tiny
+    suite = tmp_path / "ps.yaml"
+    suite.write_text(
+        "name: ps\nmethods: {scores: {}}\ntasks:\n"
+        "  - {name: sst2, kind: prompt_selection, data: sst2, options: {templates: 3}, methods: [scores]}\n"
+    )
+    settings = EvalSettings(
+        suites=[str(suite)], output_dir=tmp_path / "out", data_dir=str(data_dir), limit=6, batch_size=2,
+        progress=False,
+    )  # fmt: skip
+    rows = run_evaluation(settings, model, tokenizer)["suites"]["ps"]["sst2"]["methods"]
+    templates = load_templates(task_templates_path("sst2", data_dir), names=r"prompt_\d+")[:3]
+    inputs = load_task("sst2", data_dir, limit=6)
+    for method, setting, calibration in (("mi", "PA", "cbm"), ("mi", "X", "none"), ("ge_m", "A", "cbm")):
+        direct = rank_prompts(
+            model, tokenizer, templates, inputs, method=method, calibration=calibration, setting=setting,
+            labels="label", progress=False,
+        )  # fmt: skip
+        assert rows[method][setting] == pytest.approx(direct.selected_oracle_ratio, abs=1e-9)
+    assert rows["worst template"]["PA"] <= rows["mean template"]["PA"] <= 1.0

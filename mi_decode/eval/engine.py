@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
+from .prompt_selection import summarize_selection
 from .store import ResultShard, check_run_settings, read_records
 from .suites import Suite, load_suite
 from .tasks import EvalContext, load_examples, run_batch, summarize
@@ -95,7 +96,7 @@ def run_evaluation(settings: EvalSettings, model=None, tokenizer=None) -> dict[s
             check_run_settings(settings.output_dir / suite.name, settings.run_settings(suite))
         for task in _selected_tasks(settings, suite):
             examples_by_task[suite.name, task.name] = load_examples(
-                task, settings.data_dir, _task_limit(settings, task)
+                task, settings.data_dir, _task_limit(settings, task), settings.quick
             )
     state.wait_for_everyone()  # run.json is checked before any process writes records
     if model is None:  # after the data, so a bad data folder fails fast
@@ -164,9 +165,16 @@ def collect_results(ctx: EvalContext, settings: EvalSettings, suites: list[Suite
         for task in _selected_tasks(settings, suite):
             examples = examples_by_task[suite.name, task.name]
             task_results = suite_results[task.name] = {"examples": len(examples), "methods": {}}
+            if task.kind == "prompt_selection":
+                task_results["inputs"] = len(examples[0].inputs) if examples else 0
             for method_name in _methods_of(settings, task):
                 stored = read_records(settings.output_dir / suite.name / task.name, method_name)
                 records = [stored[e.id] for e in examples if e.id in stored]
+                if task.kind == "prompt_selection":
+                    # Rows are selection methods; comparing templates needs every template's scores.
+                    if len(records) == len(examples):
+                        task_results["methods"] = summarize_selection(records, examples)
+                    continue
                 summary = summarize(ctx, task, records)
                 summary["n"] = len(records)
                 task_results["methods"][method_name] = summary

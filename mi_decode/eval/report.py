@@ -26,7 +26,12 @@ def task_tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                 [method, *(_format(summary.get(key, "")) for key in columns)]
                 for method, summary in methods.items()
             ]
-            tables.append((f"{suite_name} / {task_name} ({task['examples']} examples)", header, rows))
+            size = (
+                f"{task['examples']} templates x {task['inputs']} inputs; selected / oracle macro-F1"
+                if "inputs" in task
+                else f"{task['examples']} examples"
+            )
+            tables.append((f"{suite_name} / {task_name} ({size})", header, rows))
     return tables
 
 
@@ -98,6 +103,21 @@ def write_plots(results: dict, output_dir: Path) -> list[Path]:
                 axes.set_xlabel("seq-rep-4 (lower is better)")
                 axes.set_ylabel("MAUVE (higher is better)")
                 axes.set_title(f"{task_name}: repetition vs MAUVE by sampler")
+            elif any("PA" in s for s in methods.values()):
+                names = [name for name in methods if name != "oracle F1"]
+                figure, axes = plt.subplots(figsize=(9, 4))
+                width = 0.4
+                for offset, setting in ((-width / 2, "X"), (width / 2, "PA")):
+                    axes.bar(
+                        [i + offset for i in range(len(names))],
+                        [methods[name].get(setting, 0.0) for name in names],
+                        width,
+                        label=f"{setting} ({'no calibration' if setting == 'X' else 'CBM'})",
+                    )
+                axes.set_xticks(range(len(names)), names, rotation=60, ha="right")
+                axes.set_ylabel("selected / oracle macro-F1")
+                axes.set_title(f"{task_name}: scaled F1 by prompt-selection method")
+                axes.legend()
             if figure is not None:
                 path = output_dir / f"{suite_name}_{task_name}.png"
                 figure.tight_layout()

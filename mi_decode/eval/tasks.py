@@ -58,7 +58,12 @@ DATA_LOADERS: dict[str, Callable[..., list]] = {
 }
 
 
-def load_examples(task: TaskSpec, data_dir, limit: int | None) -> list:
+def load_examples(task: TaskSpec, data_dir, limit: int | None, quick: bool = False) -> list:
+    """The task's units of work, each with an ``id``: examples, or templates for prompt selection."""
+    if task.kind == "prompt_selection":
+        from .prompt_selection import load_units
+
+        return load_units(task, data_dir, limit, quick)
     if task.data not in DATA_LOADERS:
         raise SuiteError(f"task {task.name!r}: unknown data {task.data!r}; known: {sorted(DATA_LOADERS)}")
     return DATA_LOADERS[task.data](data_dir, limit, **task.data_options)
@@ -194,6 +199,8 @@ def summarize(ctx: EvalContext, task: TaskSpec, records: list[dict[str, Any]]) -
     """Metrics of one (task, method) over its records."""
     if not records:
         return {}
+    if task.kind == "prompt_selection":
+        raise SuiteError("prompt selection is summarised over all templates, not per method")
     if task.kind == "choice":
         return {"accuracy": _mean(records, "correct")}
     if task.metric == "nqswap":
@@ -320,6 +327,10 @@ def run_batch(ctx: EvalContext, task: TaskSpec, method: MethodSpec, examples: li
     """Records (without id/index) for a batch of examples."""
     if task.kind == "choice":
         return choose_batch(ctx, task, method, examples)
+    if task.kind == "prompt_selection":
+        from .prompt_selection import score_units
+
+        return score_units(ctx, examples)
     if task.kind == "generate":
         outputs = decode_batch(ctx, task, method, examples)
         return [

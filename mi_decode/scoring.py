@@ -191,7 +191,8 @@ def score_choices(
         >>> from mi_decode import load_model
         >>> from mi_decode.scoring import score_choices
         >>> model, tokenizer = load_model()  # doctest: +SKIP
-        >>> scores = score_choices(model, tokenizer, ["The movie was great. Sentiment:"], ["negative", "positive"])
+        >>> prompts = ["The movie was great. Sentiment:"]
+        >>> scores = score_choices(model, tokenizer, prompts, ["negative", "positive"])  # doctest: +SKIP
         >>> scores.mean.argmax(-1)  # doctest: +SKIP
         array([1])
     """

@@ -53,6 +53,8 @@ def fused_mi_decoding(
     masking one they keep the same tokens masked but l_c is renormalised in the drop-in path, which can flip
     M3ID's gate.
 
+    It keeps its own DynamicCache over the 2N rows; the cache ``generate`` prepares is not used.
+
     Extra arguments, passed to ``generate`` as keywords:
         unconditional_inputs: mapping with ``input_ids`` (B, L) and optionally ``attention_mask`` of the
             left-padded unconditioned prompts; B is generate's batch size or 1. Other model inputs (e.g.
@@ -80,6 +82,8 @@ def fused_mi_decoding(
         raise ValueError("fused MI decoding supports decoder-only models")
     if model_kwargs.get("inputs_embeds") is not None:
         raise ValueError("fused MI decoding needs `input_ids`, not `inputs_embeds`")
+    if getattr(model_kwargs.get("cache"), "_is_user_defined", False):
+        raise ValueError("fused MI decoding builds its own 2B-row cache; do not pass `cache`")
 
     device = input_ids.device
     num_rows, conditioned_length = input_ids.shape

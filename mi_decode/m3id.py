@@ -130,6 +130,17 @@ class MIScores(NamedTuple):
     gate: torch.Tensor
 
 
+def _floor_masked(
+    conditioned: torch.Tensor, unconditioned: torch.Tensor, masked: torch.Tensor
+) -> torch.Tensor:
+    """l_u with its -inf entries raised to the row's smallest finite l_u; a row with no finite entry becomes
+    l_c (0 where l_c is -inf), which gives it no contrast."""
+    floor = unconditioned.masked_fill(masked, math.inf).amin(dim=-1, keepdim=True)
+    unconditioned = torch.where(masked, floor, unconditioned)
+    no_finite = floor.isinf().expand_as(unconditioned)
+    return torch.where(no_finite, conditioned.masked_fill(conditioned == -math.inf, 0.0), unconditioned)
+
+
 def mi_amplify(
     conditioned_scores: torch.Tensor, unconditioned_scores: torch.Tensor, step: int, config: MIConfig
 ) -> MIScores:
@@ -158,13 +169,10 @@ def mi_amplify(
     conditioned = torch.log_softmax(conditioned_scores.to(dtype), dim=-1)
     unconditioned = torch.log_softmax(unconditioned_scores.to(dtype), dim=-1)
 
-    # From the input: log_softmax turns a row that is entirely -inf into NaN.
+    # Read the mask from the input: log_softmax turns a row that is entirely -inf into NaN.
     masked_unconditioned = unconditioned_scores == -math.inf
-    floor = unconditioned.masked_fill(masked_unconditioned, math.inf).amin(dim=-1, keepdim=True)
-    # A fully masked row has floor +inf: use l_c there, which makes the contrast zero.
-    unconditioned = torch.where(
-        masked_unconditioned, torch.where(floor.isinf(), conditioned, floor), unconditioned
-    )
+    if bool(masked_unconditioned.any()):
+        unconditioned = _floor_masked(conditioned, unconditioned, masked_unconditioned)
     pointwise_mi = conditioned - unconditioned  # -inf where l_c is -inf, finite elsewhere
 
     weight = torch.full(conditioned.shape[:1], config.weight_at(step), dtype=dtype, device=conditioned.device)
@@ -179,9 +187,9 @@ def mi_amplify(
         weight = weight * gate
     else:
         gate = torch.ones_like(max_conditioned, dtype=torch.bool)
-    # pointwise_mi is -inf exactly where l_c is: keep those at -inf instead of forming -inf * 0 = NaN.
-    correction = torch.where(conditioned == -math.inf, 0.0, pointwise_mi * weight[:, None])
-    scores = conditioned + correction
+    # l_c + w (l_c - l_u) in the form transformers' CFG uses, l_u + (1 + w)(l_c - l_u): l_u is finite, so
+    # tokens at -inf in l_c stay -inf, and no NaN can appear.
+    scores = pointwise_mi * (1 + weight)[:, None] + unconditioned
 
     if config.plausibility_beta is not None:
         implausible = conditioned < max_conditioned[:, None] + math.log(config.plausibility_beta)

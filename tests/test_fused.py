@@ -214,3 +214,13 @@ def test_missing_unconditional_inputs(tiny_llama):
             custom_generate=fused.fused_mi_decoding,
             max_new_tokens=2,
         )
+
+
+def test_a_user_cache_is_refused(tiny_llama):
+    from transformers import DynamicCache
+
+    with pytest.raises(ValueError, match="own 2B-row cache"):
+        fused.generate(
+            tiny_llama, **left_pad(random_prompts([4], seed=39)), unconditional_inputs=left_pad([[5]]),
+            cache=DynamicCache(config=tiny_llama.config), max_new_tokens=2,
+        )  # fmt: skip

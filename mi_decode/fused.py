@@ -1,7 +1,8 @@
 """Fused MI-amplified decoding: both branches in one forward over 2B rows, sharing one KV cache.
 
-On decode the model's weights are read once per step whatever the batch, so the unconditioned rows cost
-little; this is the fast path. It plugs into transformers through ``generate(custom_generate=...)``.
+Decoding reads the weights once per step for all rows, so where decode is memory-bound the unconditioned rows
+cost little; this is the fast path (see benchmarks/bench_mi.py). It plugs into transformers through
+``generate(custom_generate=...)``; :func:`generate` wraps that.
 """
 
 from __future__ import annotations

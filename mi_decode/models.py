@@ -119,7 +119,9 @@ def load_model(
 
     Returns:
         ``(model, tokenizer)``, the model in eval mode. The tokenizer pads on the left (as generation
-        needs) and has a pad token.
+        needs) and has a pad token. For a vision-language checkpoint (a config with ``vision_config``,
+        e.g. LLaVA) the model is loaded with ``AutoModelForImageTextToText`` and the second item is its
+        processor (its ``.tokenizer`` pads on the left).
 
     Example:
         >>> from mi_decode import load_model
@@ -127,20 +129,28 @@ def load_model(
         >>> model.config.model_type  # doctest: +SKIP
         'llama'
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     if name_or_path is None or str(name_or_path) == DEFAULT_MODEL:
         name_or_path = embedded_model_path()
     if dtype is not None:
         from_pretrained_kwargs["dtype"] = dtype
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, **from_pretrained_kwargs)
+    if hasattr(AutoConfig.from_pretrained(name_or_path), "vision_config"):
+        # Vision-language models (LLaVA family) need their processor: it tokenises text and images.
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        tokenizer = AutoProcessor.from_pretrained(name_or_path)
+        text_tokenizer = tokenizer.tokenizer
+        model = AutoModelForImageTextToText.from_pretrained(name_or_path, **from_pretrained_kwargs)
+    else:
+        tokenizer = text_tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, **from_pretrained_kwargs)
     if device is not None:
         model = model.to(device)
     model.eval()
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    text_tokenizer.padding_side = "left"
+    if text_tokenizer.pad_token is None:
+        text_tokenizer.pad_token = text_tokenizer.eos_token
     if model.generation_config.pad_token_id is None:
-        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        model.generation_config.pad_token_id = text_tokenizer.pad_token_id
     return model, tokenizer

@@ -9,7 +9,7 @@ A suite is data, not code::
       m3id: {mi: m3id}
     tasks:
       - name: nqswap
-        kind: generate             # generate | choice | prompt_selection
+        kind: generate             # generate | choice | prompt_selection | pope
         data: nqswap               # a loader in DATA_LOADERS
         conditioned: "{{ substituted_context }} Q: {{ question }} A:"   # Jinja over the example's fields
         unconditioned: "Q: {{ question }} A:"
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 SUITES_ENV = "MI_DECODE_SUITES"
-TASK_KINDS = ("generate", "choice", "prompt_selection")
+TASK_KINDS = ("generate", "choice", "prompt_selection", "pope")
 _METHOD_KEYS = {
     "mi", "weight", "lam", "alpha", "max_weight", "plausibility", "sample", "top_k", "top_p", "typical_p",
     "temperature",

@@ -64,6 +64,10 @@ def load_examples(task: TaskSpec, data_dir, limit: int | None, quick: bool = Fal
         from .prompt_selection import load_units
 
         return load_units(task, data_dir, limit, quick)
+    if task.kind == "pope":
+        from .pope import load_pope
+
+        return load_pope(task, data_dir, limit)
     if task.data not in DATA_LOADERS:
         raise SuiteError(f"task {task.name!r}: unknown data {task.data!r}; known: {sorted(DATA_LOADERS)}")
     return DATA_LOADERS[task.data](data_dir, limit, **task.data_options)
@@ -203,6 +207,10 @@ def summarize(ctx: EvalContext, task: TaskSpec, records: list[dict[str, Any]]) -
         raise SuiteError("prompt selection is summarised over all templates, not per method")
     if task.kind == "choice":
         return {"accuracy": _mean(records, "correct")}
+    if task.kind == "pope":
+        from .pope import summarize_pope
+
+        return summarize_pope(records)
     if task.metric == "nqswap":
         return {
             "substituted_answer_rate": _mean(records, "substituted"),
@@ -331,6 +339,10 @@ def run_batch(ctx: EvalContext, task: TaskSpec, method: MethodSpec, examples: li
         from .prompt_selection import score_units
 
         return score_units(ctx, examples)
+    if task.kind == "pope":
+        from .pope import answer_batch
+
+        return answer_batch(ctx, task, method, examples)
     if task.kind == "generate":
         outputs = decode_batch(ctx, task, method, examples)
         return [

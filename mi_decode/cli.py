@@ -45,7 +45,8 @@ def _add_generate(subparsers) -> None:
         "generate",
         help="generate text with the embedded model (or any HF model) and mi_decode's processors",
         description="Generate a continuation of --prompt. With --typical-p, sample with locally typical "
-        "sampling (Meister et al. 2023); otherwise decode greedily.",
+        "sampling (Meister et al. 2023); otherwise decode greedily. With --context or --negative-prompt, "
+        "decode with MI amplification (M3ID by default, or CAD/CFG with --mi constant).",
     )
     parser.add_argument("--prompt", required=True, help="the prompt text")
     parser.add_argument(
@@ -68,30 +69,24 @@ def _add_generate(subparsers) -> None:
     parser.add_argument(
         "--chat", action="store_true", help="wrap the prompt in the tokenizer's chat template"
     )
+    from .mi_cli import add_mi_arguments
+
+    add_mi_arguments(parser)
     parser.set_defaults(func=_run_generate)
-
-
-def _encode_prompt(tokenizer, prompt: str, chat: bool):
-    if not chat:
-        return tokenizer([prompt], return_tensors="pt")
-    if not tokenizer.chat_template:
-        raise ValueError("--chat needs a tokenizer with a chat template; this one has none")
-    return tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt}],
-        add_generation_prompt=True,
-        return_tensors="pt",
-        return_dict=True,
-    )
 
 
 def _run_generate(args) -> int:
     import torch
 
-    from .models import load_model
+    from .mi_cli import mi_requested, run_mi_generate
+    from .models import encode_prompts, load_model
     from .typical import LocallyTypicalLogitsWarper
 
     model, tokenizer = load_model(args.model)
-    inputs = _encode_prompt(tokenizer, args.prompt, args.chat)
+    if mi_requested(args):
+        print(run_mi_generate(args, model, tokenizer))
+        return 0
+    inputs = encode_prompts(tokenizer, [args.prompt], args.chat)
     torch.manual_seed(args.seed)
     processors = []
     if args.typical_p is not None:
@@ -119,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers.required = True
     _add_generate(subparsers)
     from .eval.cli import add_subcommand as add_eval
+    from .rank import add_subcommand as add_rank_prompts
 
+    add_rank_prompts(subparsers)
     add_eval(subparsers)
     return parser
 

@@ -154,3 +154,20 @@ def load_model(
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = text_tokenizer.pad_token_id
     return model, tokenizer
+
+
+def encode_prompts(tokenizer, texts: list[str], chat: bool = False):
+    """Left-padded batch of ``texts`` for ``generate``; with ``chat``, each text is the user turn of the
+    tokenizer's chat template, followed by the assistant's generation prompt."""
+    if not chat:
+        return tokenizer(texts, return_tensors="pt", padding=True)
+    if not tokenizer.chat_template:
+        raise ValueError("--chat needs a tokenizer with a chat template; this one has none")
+    rendered = [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
+        )
+        for text in texts
+    ]
+    # The template already holds the special tokens.
+    return tokenizer(rendered, return_tensors="pt", padding=True, add_special_tokens=False)

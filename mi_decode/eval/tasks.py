@@ -19,6 +19,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from .. import eval_data, metrics
 from ..fused import generate as fused_generate
 from ..m3id import MIConfig, mi_amplify
+from ..models import encode_prompts
 from ..typical import LocallyTypicalLogitsWarper
 from .suites import MethodSpec, SuiteError, TaskSpec
 
@@ -91,20 +92,6 @@ def render(template: str, example, task: TaskSpec, which: str) -> str:
 # ------------------------------------------------------------------------------------------------------
 
 
-def encode(tokenizer, texts: list[str], chat: bool):
-    """Left-padded batch of ``texts``, wrapped in the chat template when ``chat``."""
-    if chat:
-        texts = [
-            tokenizer.apply_chat_template(
-                [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
-            )
-            for text in texts
-        ]
-        # The chat template already holds the special tokens.
-        return tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    return tokenizer(texts, return_tensors="pt", padding=True)
-
-
 def _generate_kwargs(method: MethodSpec, task: TaskSpec, tokenizer) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "max_new_tokens": task.max_new_tokens,
@@ -127,7 +114,7 @@ def decode_batch(
     from ..diagnostics import MIDiagnostics
 
     tokenizer, model = ctx.tokenizer, ctx.model
-    conditioned = encode(
+    conditioned = encode_prompts(
         tokenizer, [render(task.conditioned, e, task, "conditioned") for e in examples], task.chat
     )
     kwargs = _generate_kwargs(method, task, tokenizer)
@@ -145,7 +132,7 @@ def decode_batch(
                 raise SuiteError(
                     f"task {task.name!r} has no unconditioned template for MI method {method.name!r}"
                 )
-            unconditioned = encode(
+            unconditioned = encode_prompts(
                 tokenizer, [render(task.unconditioned, e, task, "unconditioned") for e in examples], task.chat
             )
             sequences = fused_generate(

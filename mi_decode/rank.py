@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import eval_data
 from .scoring import ANSWER_SCORES, TemplateScores, score_templates
 from .selection import (
     CALIBRATIONS,
@@ -27,8 +28,6 @@ from .selection import (
     select_prompts,
 )
 from .templates import PromptTemplate, load_inputs, load_templates
-
-DATA_DIR_ENV = "MI_DECODE_DATA_DIR"
 
 # task -> (data file under prompt_selection/data, templates folder under prompt_selection/templates)
 TASKS = {
@@ -274,15 +273,15 @@ def _resolve_labels(labels, examples: list[dict]) -> np.ndarray | None:
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The evaluation data folder: ``data_dir``, else ``$MI_DECODE_DATA_DIR``."""
-    if data_dir is None:
-        if not os.environ.get(DATA_DIR_ENV):
-            raise ValueError(f"no data folder given: pass `data_dir` or set ${DATA_DIR_ENV}")
-        data_dir = os.environ[DATA_DIR_ENV]
-    path = Path(data_dir)
-    if not path.is_dir():
-        raise ValueError(f"data folder {path} does not exist")
-    return path
+    """The evaluation data folder: ``data_dir``, else ``$MI_DECODE_DATA_DIR`` (see
+    :func:`mi_decode.eval_data.resolve_data_dir`). The prompt-selection sets have no Hub copy, so a missing
+    folder is an error."""
+    folder = eval_data.resolve_data_dir(data_dir)
+    if folder is None:
+        raise eval_data.DataNotFoundError(
+            f"no data folder given: pass `data_dir` (CLI: --data-dir DIR) or set ${eval_data.DATA_DIR_ENV}"
+        )
+    return folder
 
 
 def _check_task(task: str) -> str:

@@ -154,11 +154,11 @@ def test_task_files_report_file_and_line(tmp_path):
 
 def test_data_dir_resolution(monkeypatch, tmp_path):
     monkeypatch.delenv("MI_DECODE_DATA_DIR", raising=False)
-    with pytest.raises(ValueError, match="no data folder"):
+    with pytest.raises(FileNotFoundError, match="no data folder"):
         resolve_data_dir()
     monkeypatch.setenv("MI_DECODE_DATA_DIR", str(tmp_path))
     assert resolve_data_dir() == tmp_path
-    with pytest.raises(ValueError, match="does not exist"):
+    with pytest.raises(FileNotFoundError, match="is not a directory"):
         resolve_data_dir(tmp_path / "absent")
 
 

@@ -96,6 +96,7 @@ def _run_generate(args) -> int:
             **inputs,
             max_new_tokens=args.max_new_tokens,
             do_sample=args.typical_p is not None,
+            top_k=0,  # transformers samples with top_k=50 unless told otherwise
             logits_processor=processors,
             pad_token_id=tokenizer.pad_token_id,
         )

@@ -143,6 +143,7 @@ def run_mi_generate(args: argparse.Namespace, model, tokenizer) -> str:
     generate_kwargs = {
         "max_new_tokens": args.max_new_tokens,
         "do_sample": args.typical_p is not None,
+        "top_k": 0,  # transformers samples with top_k=50 unless told otherwise
         "pad_token_id": tokenizer.pad_token_id,
     }
     torch.manual_seed(args.seed)

@@ -134,9 +134,12 @@ class LocallyTypicalLogitsWarper(LogitsProcessor):
         >>> warper(None, scores).isfinite().tolist()
         [[True, True, False, False]]
 
-        With ``generate`` (sampling must be on)::
+        With ``generate`` (sampling must be on; ``top_k=0`` because transformers otherwise applies its
+        default top-k of 50 when sampling)::
 
-            model.generate(**inputs, do_sample=True, logits_processor=[LocallyTypicalLogitsWarper(0.95)])
+            model.generate(
+                **inputs, do_sample=True, top_k=0, logits_processor=[LocallyTypicalLogitsWarper(0.95)]
+            )
     """
 
     def __init__(self, tau: float = 0.95, min_tokens_to_keep: int = 1, filter_value: float = -float("inf")):

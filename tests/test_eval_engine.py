@@ -269,3 +269,25 @@ def test_prompt_selection_summary_matches_rank_prompts(tmp_path, tiny, data_dir)
         )  # fmt: skip
         assert rows[method][setting] == pytest.approx(direct.selected_oracle_ratio, abs=1e-9)
     assert rows["worst template"]["PA"] <= rows["mean template"]["PA"] <= 1.0
+
+
+def test_sampling_methods_set_every_warper_explicitly(tiny):
+    """transformers v5 adds top_k=50 when sampling unless told otherwise: ancestral sampling must not."""
+    from mi_decode.eval.suites import MethodSpec, TaskSpec
+    from mi_decode.eval.tasks import _generate_kwargs
+
+    model, tokenizer = tiny
+    task = TaskSpec(name="t", kind="generate", data="wikitext", methods=("m",))
+    for method, expected in (
+        (MethodSpec("ancestral", sample=True), []),
+        (MethodSpec("top_k_50", sample=True, top_k=50), ["TopKLogitsWarper"]),
+        (MethodSpec("nucleus", sample=True, top_p=0.95), ["TopPLogitsWarper"]),
+    ):
+        kwargs = _generate_kwargs(method, task, tokenizer)
+        kwargs.pop("logits_processor", None)
+        config = model._prepare_generation_config(None, **kwargs)[0]
+        processors = model._get_logits_processor(
+            generation_config=config, input_ids_seq_length=3, encoder_input_ids=torch.tensor([[1, 2, 3]]),
+            prefix_allowed_tokens_fn=None, logits_processor=None, device="cpu",
+        )  # fmt: skip
+        assert [type(p).__name__ for p in processors] == expected

@@ -98,9 +98,11 @@ def _generate_kwargs(method: MethodSpec, task: TaskSpec, tokenizer) -> dict[str,
         "do_sample": method.sample,
         "pad_token_id": tokenizer.pad_token_id,
     }
-    for name in ("top_k", "top_p", "temperature"):
-        if getattr(method, name) is not None:
-            kwargs[name] = getattr(method, name)
+    if method.sample:
+        # Explicit values: transformers v5 samples with top_k=50 when top_k is not given.
+        kwargs["top_k"] = method.top_k or 0
+        kwargs["top_p"] = 1.0 if method.top_p is None else method.top_p
+        kwargs["temperature"] = 1.0 if method.temperature is None else method.temperature
     if method.typical_p is not None:
         kwargs["logits_processor"] = [LocallyTypicalLogitsWarper(tau=method.typical_p)]
     return kwargs
@@ -210,6 +212,17 @@ def summarize(ctx: EvalContext, task: TaskSpec, records: list[dict[str, Any]]) -
     raise SuiteError(f"task {task.name!r}: unknown metric {task.metric!r}")
 
 
+# MAUVE quantises both text sets with k-means into about n/10 clusters; below this many texts the score
+# is noise (mauve-text itself warns), so it is left blank.
+MAUVE_MIN_TEXTS = 32
+
+
+def _mauve(ctx: EvalContext, references: list[str], outputs: list[str]) -> float:
+    if len(outputs) < MAUVE_MIN_TEXTS:
+        raise ValueError(f"MAUVE needs at least {MAUVE_MIN_TEXTS} texts")
+    return metrics.mauve_score(ctx.mauve_features(references), ctx.mauve_features(outputs))
+
+
 def _open_ended_summary(ctx: EvalContext, task: TaskSpec, records: list[dict]) -> dict[str, float]:
     # Model tokens, as Welleck et al. (2020) count repetition; empty outputs still count as texts.
     tokenize = ctx.tokenizer.tokenize
@@ -225,7 +238,7 @@ def _open_ended_summary(ctx: EvalContext, task: TaskSpec, records: list[dict]) -
         "distinct_2": lambda: metrics.distinct_n(outputs, 2, tokenizer=tokenize),
         "zipf": lambda: metrics.zipf_coefficient(outputs, tokenizer=tokenize),
         "mean_length": lambda: metrics.mean_length(outputs, tokenizer=tokenize),
-        "mauve": lambda: metrics.mauve_score(ctx.mauve_features(references), ctx.mauve_features(outputs)),
+        "mauve": lambda: _mauve(ctx, references, outputs),
     }
     summary = {}
     for name, compute in statistics.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import types
 
 import pytest
 import torch
@@ -224,3 +225,24 @@ def test_a_user_cache_is_refused(tiny_llama):
             tiny_llama, **left_pad(random_prompts([4], seed=39)), unconditional_inputs=left_pad([[5]]),
             cache=DynamicCache(config=tiny_llama.config), max_new_tokens=2,
         )  # fmt: skip
+
+
+def test_small_batch_cpu_linears_match_and_restore(tiny_llama):
+    """The transposed product used on CPU for 2-32 rows gives the same logits, and the layers are restored."""
+    from mi_decode.fused import small_batch_cpu_linears
+
+    hooked = tiny_llama.model.layers[0].mlp.up_proj
+    hooked.forward = types.MethodType(torch.nn.Linear.forward, hooked)  # stands in for an accelerate hook
+    try:
+        for rows in (1, 2, 7, 33):
+            ids = torch.randint(3, 120, (rows, 1), generator=torch.Generator().manual_seed(rows))
+            with torch.inference_mode():
+                expected = tiny_llama(ids).logits
+                with small_batch_cpu_linears(tiny_llama):
+                    assert "forward" in vars(tiny_llama.lm_head)
+                    got = tiny_llama(ids).logits
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        assert not any("forward" in vars(m) for m in tiny_llama.modules() if m is not hooked)
+        assert "forward" in vars(hooked)  # left alone, not removed
+    finally:
+        del hooked.forward

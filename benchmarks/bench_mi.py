@@ -11,17 +11,19 @@ greedy with exactly ``--new-tokens`` new tokens, after a warm-up; the figure is 
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-import transformers  # noqa: E402
 from transformers import UnbatchedClassifierFreeGuidanceLogitsProcessor  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine_description  # noqa: E402
 
 import mi_decode.fused as fused  # noqa: E402
 from mi_decode import load_model  # noqa: E402
@@ -38,17 +40,6 @@ QUESTIONS = [
     "Question: How many islands does it have? Answer:",
     "Question: What is it composed of? Answer:",
 ]
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def runners(model, conditioned, unconditioned, config, generate_kwargs) -> dict:
@@ -68,6 +59,11 @@ def runners(model, conditioned, unconditioned, config, generate_kwargs) -> dict:
 
     def plain():
         model.generate(**conditioned, **generate_kwargs)
+
+    def plain_transposed():
+        # Plain greedy with the CPU linear-layer fix the fused loop uses, to separate the two effects.
+        with fused.small_batch_cpu_linears(model):
+            model.generate(**conditioned, **generate_kwargs)
 
     def plain_2b():
         model.generate(**both_branches, **generate_kwargs)
@@ -89,6 +85,7 @@ def runners(model, conditioned, unconditioned, config, generate_kwargs) -> dict:
 
     return {
         "plain": plain,
+        "plain T": plain_transposed,
         "plain 2B": plain_2b,
         "fused": fused_mi,
         "drop-in": drop_in_mi,
@@ -121,17 +118,14 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    print(f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}")
-    print(f"machine: {cpu_model()}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}")
-    print(
-        f"torch {torch.__version__}, transformers {transformers.__version__}, python {platform.python_version()}"
-    )
+    print(machine_description())
     model, tokenizer = load_model()
     config = MIConfig.from_guidance_scale(1.5)
     new_tokens = {"max_new_tokens": args.new_tokens, "min_new_tokens": args.new_tokens, "do_sample": False}
 
     print(f"\nms per generated token ({args.new_tokens} new tokens, greedy, median of {args.repeats})")
     names = {
+        "plain T": "plain, W@x^T lin.",
         "plain 2B": "plain, 2B rows",
         "fused": "fused MI",
         "drop-in": "drop-in MI",
@@ -152,7 +146,8 @@ def main() -> None:
         ratios = "".join(f"  {per_token[name]:>8.1f} ({per_token[name] / base:.2f}x)" for name in names)
         print(f"{batch_size:>5}  {base:>8.1f}{ratios}")
         print(
-            f"{'':>5}  fused MI is {per_token['hf'] / per_token['fused']:.2f}x faster than HF unbatched CFG"
+            f"{'':>5}  fused MI is {per_token['hf'] / per_token['fused']:.2f}x faster than HF unbatched CFG; "
+            f"{per_token['fused'] / per_token['plain T']:.2f}x plain greedy with the same linear layers"
         )
 
 

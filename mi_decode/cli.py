@@ -30,7 +30,8 @@ def _unit_interval(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type for counts (shared by the subcommands)."""
     try:
         value = int(text)
     except ValueError:
@@ -63,7 +64,7 @@ def _add_generate(subparsers) -> None:
         "turns sampling on",
     )
     parser.add_argument(
-        "--max-new-tokens", type=_positive_int, default=64, help="tokens to generate (default 64)"
+        "--max-new-tokens", type=positive_int, default=64, help="tokens to generate (default 64)"
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed for sampling (default 0)")
     parser.add_argument(

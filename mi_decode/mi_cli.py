@@ -97,21 +97,6 @@ def _mi_config(args: argparse.Namespace):
     return MIConfig(rule=rule, **given)
 
 
-def _encode(tokenizer, texts: list[str], chat: bool):
-    if not chat:
-        return tokenizer(texts, return_tensors="pt", padding=True)
-    if not tokenizer.chat_template:
-        raise ValueError("--chat needs a tokenizer with a chat template; this one has none")
-    rendered = [
-        tokenizer.apply_chat_template(
-            [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
-        )
-        for text in texts
-    ]
-    # The template already holds the special tokens.
-    return tokenizer(rendered, return_tensors="pt", padding=True, add_special_tokens=False)
-
-
 def run_mi_generate(args: argparse.Namespace, model, tokenizer) -> str:
     """Generate with MI amplification from the parsed ``generate`` options and return the new text.
 
@@ -122,6 +107,7 @@ def run_mi_generate(args: argparse.Namespace, model, tokenizer) -> str:
 
     from .contrastive import MIAmplifiedLogitsProcessor
     from .fused import generate as fused_generate
+    from .models import encode_prompts
     from .typical import LocallyTypicalLogitsWarper
 
     if args.context is None and args.negative_prompt is None:
@@ -136,8 +122,8 @@ def run_mi_generate(args: argparse.Namespace, model, tokenizer) -> str:
         unconditioned_text = args.prompt
     else:
         conditioned_text, unconditioned_text = args.prompt, args.negative_prompt
-    conditioned = _encode(tokenizer, [conditioned_text], args.chat)
-    unconditioned = _encode(tokenizer, [unconditioned_text], args.chat)
+    conditioned = encode_prompts(tokenizer, [conditioned_text], args.chat)
+    unconditioned = encode_prompts(tokenizer, [unconditioned_text], args.chat)
 
     warpers = [] if args.typical_p is None else [LocallyTypicalLogitsWarper(tau=args.typical_p)]
     generate_kwargs = {

@@ -429,6 +429,8 @@ def add_subcommand(subparsers) -> None:
         >>> args.method, args.calibration, args.setting
         ('mi', 'cbm', 'PA')
     """
+    from .cli import positive_int
+
     parser = subparsers.add_parser(
         "rank-prompts",
         help="rank prompt templates by mutual information (no labels needed)",
@@ -458,27 +460,15 @@ def add_subcommand(subparsers) -> None:
     parser.add_argument("--setting", default="PA", type=str.upper, choices=SETTINGS)
     parser.add_argument("--answer-score", default="mean", choices=ANSWER_SCORES)
     parser.add_argument("--norm", default="softmax", choices=NORMALIZATIONS)
-    parser.add_argument("--limit", type=_positive_int, default=None, help="use only the first N inputs")
-    parser.add_argument("--batch-size", type=_positive_int, default=16)
+    parser.add_argument("--limit", type=positive_int, default=None, help="use only the first N inputs")
+    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument(
         "--model", default=None, help="model id or path (default: the embedded SmolLM2-135M-Instruct)"
     )
-    parser.add_argument("--top", type=_positive_int, default=None, help="print only the best N templates")
+    parser.add_argument("--top", type=positive_int, default=None, help="print only the best N templates")
     parser.add_argument("--out", default=None, help="write the result as JSON to this file")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run_rank_prompts)
-
-
-def _positive_int(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def run_rank_prompts(args) -> int:

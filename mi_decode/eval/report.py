@@ -7,6 +7,8 @@ from typing import Any
 
 
 def _format(value: Any) -> str:
+    if value is None:
+        return "-"  # undefined on this sample (e.g. MAUVE on fewer than 32 texts)
     if isinstance(value, float):
         return f"{value:.3f}"
     return str(value)
@@ -95,11 +97,13 @@ def write_plots(results: dict, output_dir: Path) -> list[Path]:
                 axes.set_ylabel(key.replace("_", " "))
                 axes.set_ylim(0, 1)
                 axes.set_title(f"{task_name}: {key.replace('_', ' ')} by method")
-            elif any("mauve" in s and "seq_rep_4" in s for s in methods.values()):
+            elif any(s.get("mauve") is not None and s.get("seq_rep_4") is not None for s in methods.values()):
                 figure, axes = plt.subplots(figsize=(6, 4))
                 for method, summary in methods.items():
-                    axes.scatter(summary["seq_rep_4"], summary.get("mauve", float("nan")), s=40)
-                    axes.annotate(method, (summary["seq_rep_4"], summary.get("mauve", float("nan"))))
+                    if summary.get("mauve") is None or summary.get("seq_rep_4") is None:
+                        continue  # too few texts for MAUVE (see tasks.MAUVE_MIN_TEXTS)
+                    axes.scatter(summary["seq_rep_4"], summary["mauve"], s=40)
+                    axes.annotate(method, (summary["seq_rep_4"], summary["mauve"]))
                 axes.set_xlabel("seq-rep-4 (lower is better)")
                 axes.set_ylabel("MAUVE (higher is better)")
                 axes.set_title(f"{task_name}: repetition vs MAUVE by sampler")

@@ -51,7 +51,8 @@ def _transposed_linear_forward(module: torch.nn.Linear, x: torch.Tensor) -> torc
 def small_batch_cpu_linears(model):
     """Within the block, the model's CPU ``nn.Linear`` layers compute inputs of 2 to 32 rows as
     ``(W @ x^T)^T`` (see ``_TRANSPOSED_ROWS``); restored on exit. Layers that already carry their own
-    ``forward`` (accelerate's offload hooks) and subclasses (quantised linears) are left alone."""
+    ``forward`` (accelerate's offload hooks) and subclasses (quantised linears) are left alone. The layers
+    are patched on the instance, so another thread using the same model meanwhile sees them too."""
     patched = [
         module
         for module in model.modules()

@@ -271,6 +271,29 @@ def test_prompt_selection_summary_matches_rank_prompts(tmp_path, tiny, data_dir)
     assert rows["worst template"]["PA"] <= rows["mean template"]["PA"] <= 1.0
 
 
+def test_prompt_selection_rescores_when_the_limit_grows(tmp_path, tiny, data_dir):
+    """A template's record covers a fixed set of inputs: growing --limit in the same folder must give what a
+    fresh run at the larger limit gives, not reuse records that cover fewer inputs."""
+    model, tokenizer = tiny
+    suite = tmp_path / "ps.yaml"
+    suite.write_text(
+        "name: ps\nmethods: {scores: {}}\ntasks:\n"
+        "  - {name: sst2, kind: prompt_selection, data: sst2, options: {templates: 3}, methods: [scores]}\n"
+    )
+
+    def rows(output_dir, limit):
+        settings = EvalSettings(
+            suites=[str(suite)], output_dir=output_dir, data_dir=str(data_dir), limit=limit, batch_size=2,
+            progress=False,
+        )  # fmt: skip
+        return run_evaluation(settings, model, tokenizer)["suites"]["ps"]["sst2"]
+
+    rows(tmp_path / "grown", 4)
+    grown, fresh = rows(tmp_path / "grown", 8), rows(tmp_path / "fresh", 8)
+    assert grown["inputs"] == 8
+    assert grown["methods"] == fresh["methods"]
+
+
 def test_sampling_methods_set_every_warper_explicitly(tiny):
     """transformers v5 adds top_k=50 when sampling unless told otherwise: ancestral sampling must not."""
     from mi_decode.eval.suites import MethodSpec, TaskSpec

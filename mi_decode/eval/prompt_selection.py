@@ -1,7 +1,8 @@
 """The ``prompt_selection`` task kind: score every template once, then judge every selection method.
 
 The unit of work (and of resuming) is a template: its record holds the answer log-probs of all inputs and
-of the content-free inputs. The summary applies each label-free selection method of
+of the content-free inputs. A unit's id names its input count (``prompt_03@64``), so a rerun with a larger
+``--limit`` rescores the templates instead of reusing records that cover fewer inputs. The summary applies each label-free selection method of
 :mod:`mi_decode.selection` in the settings X (no calibration) and A, P, PA (CBM, Yang et al. 2024), and
 reports the selected template's macro-F1 divided by the oracle template's, with the mean-template and
 worst-template ratios as the paper's reference points.
@@ -27,9 +28,12 @@ ANSWER_SCORE = "mean"
 class TemplateUnit:
     """One template to score on all the task's inputs."""
 
-    id: str
     template: PromptTemplate
     inputs: list[dict]  # shared by all units of a task
+
+    @property
+    def id(self) -> str:
+        return f"{self.template.name}@{len(self.inputs)}"
 
 
 def load_units(task: TaskSpec, data_dir, limit: int | None, quick: bool = False) -> list[TemplateUnit]:
@@ -40,7 +44,7 @@ def load_units(task: TaskSpec, data_dir, limit: int | None, quick: bool = False)
     if count is not None:
         templates = templates[:count]
     inputs = rank.load_task(task.data, data_dir, limit)
-    return [TemplateUnit(template.name, template, inputs) for template in templates]
+    return [TemplateUnit(template, inputs) for template in templates]
 
 
 def score_units(ctx, units: list[TemplateUnit]) -> list[dict[str, Any]]:

@@ -169,6 +169,35 @@ def test_other_settings_are_refused(tmp_path, suite_file, tiny, data_dir):
     assert results["suites"]["mini"]["nqswap"]["methods"]["greedy"]["n"] == 2
 
 
+def test_paired_differences_agree_with_the_summaries(tmp_path, suite_file, tiny, data_dir):
+    """Each method is compared with the task's first method example by example; with every example scored
+    by both, the mean paired difference is the difference of the two summary means, and the report shows
+    it with its interval."""
+    from mi_decode.eval.report import summary_text
+
+    model, tokenizer = tiny
+    settings = EvalSettings(
+        suites=[str(suite_file)], output_dir=tmp_path, data_dir=str(data_dir), limit=3, progress=False,
+        methods=["greedy", "cad", "m3id_plausible"],
+    )  # fmt: skip
+    results = run_evaluation(settings, model, tokenizer)["suites"]["mini"]
+    for task, other, metrics in (
+        ("nqswap", "cad", ["substituted_answer_rate", "original_answer_rate"]),
+        ("memotrap", "m3id_plausible", ["accuracy"]),
+    ):
+        paired, summaries = results[task]["paired"], results[task]["methods"]
+        assert paired["baseline"] == "greedy" and list(paired["methods"]) == [other]
+        for metric in metrics:
+            difference = paired["methods"][other][metric]
+            expected = summaries[other][metric] - summaries["greedy"][metric]
+            assert difference["difference"] == pytest.approx(expected, abs=1e-12)
+            assert difference["low"] <= difference["difference"] <= difference["high"]
+            assert difference["n"] == summaries["greedy"]["n"]
+    assert "memotrap: difference from greedy (paired over 12 examples" in summary_text(
+        {"suites": {"mini": results}}
+    )
+
+
 def test_bad_data_file_is_an_error_with_file_and_line(tmp_path, suite_file, tiny, data_dir):
     model, tokenizer = tiny
     rows = gzip.open(data_dir / "grounding/nqswap/nqswap.jsonl.gz", "rt").read().splitlines()

@@ -21,6 +21,7 @@ from mi_decode.metrics import (
     mean_length,
     normalize_answer,
     nqswap_rates,
+    paired_difference,
     repeated_ngram_share,
     rouge,
     rouge_per_example,
@@ -312,3 +313,56 @@ def test_causal_lm_features(tiny_llama):
         CausalLMFeatureExtractor(tiny_llama, CharTokenizer(), pooling="max")
     with pytest.raises(ValueError, match="texts is empty"):
         CausalLMFeatureExtractor(tiny_llama, CharTokenizer())([])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Paired comparison
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _naive_paired_interval(method, baseline, resamples=20_000, seed=1):
+    """Percentile bootstrap of the mean difference, written out with numpy in float64."""
+    differences = np.asarray(method, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    means = differences[rng.integers(0, len(differences), (resamples, len(differences)))].mean(axis=1)
+    return differences.mean(), np.quantile(means, 0.025), np.quantile(means, 0.975)
+
+
+@pytest.mark.parametrize("kind", ["binary", "continuous"])
+def test_paired_difference_matches_a_naive_bootstrap(kind):
+    rng = np.random.default_rng(7)
+    if kind == "binary":  # e.g. per-question correctness of two methods
+        baseline = rng.random(200) < 0.4
+        method = baseline | (rng.random(200) < 0.1)
+    else:  # e.g. per-article ROUGE
+        baseline = rng.random(60)
+        method = baseline + rng.normal(0.02, 0.05, 60)
+    got = paired_difference(method.tolist(), baseline.tolist())
+    mean, low, high = _naive_paired_interval(method, baseline)
+    assert got["difference"] == pytest.approx(mean, abs=1e-12)
+    width = high - low
+    assert got["low"] == pytest.approx(low, abs=0.05 * width)  # two Monte Carlo estimates of one quantile
+    assert got["high"] == pytest.approx(high, abs=0.05 * width)
+    assert got["n"] == len(baseline)
+
+
+@FAST
+@given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=2, max_size=40))
+def test_paired_difference_properties(pairs):
+    method, baseline = [a for a, _ in pairs], [b for _, b in pairs]
+    result = paired_difference(method, baseline)
+    tolerance = 1e-9
+    assert result["low"] - tolerance <= result["difference"] <= result["high"] + tolerance
+    swapped = paired_difference(baseline, method)
+    assert swapped["difference"] == pytest.approx(-result["difference"], abs=1e-12)
+    same = paired_difference(method, method)
+    assert (same["difference"], same["low"], same["high"]) == (0.0, 0.0, 0.0)
+
+
+def test_paired_difference_validates_inputs():
+    with pytest.raises(ValueError, match="same length"):
+        paired_difference([1, 0], [1])
+    with pytest.raises(ValueError, match="at least 2"):
+        paired_difference([1], [0])
+    with pytest.raises(ValueError, match="confidence"):
+        paired_difference([1, 0], [0, 0], confidence=95)

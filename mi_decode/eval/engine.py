@@ -19,10 +19,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
+from ..metrics import paired_difference
 from .prompt_selection import summarize_selection
 from .store import ResultShard, check_run_settings, read_records
 from .suites import Suite, load_suite
-from .tasks import EvalContext, load_examples, run_batch, summarize
+from .tasks import EvalContext, load_examples, per_example_metrics, run_batch, summarize
 
 
 @dataclasses.dataclass
@@ -167,9 +168,10 @@ def collect_results(ctx: EvalContext, settings: EvalSettings, suites: list[Suite
             task_results = suite_results[task.name] = {"examples": len(examples), "methods": {}}
             if task.kind == "prompt_selection":
                 task_results["inputs"] = len(examples[0].inputs) if examples else 0
+            records_by_method = {}
             for method_name in _methods_of(settings, task):
                 stored = read_records(settings.output_dir / suite.name / task.name, method_name)
-                records = [stored[e.id] for e in examples if e.id in stored]
+                records = records_by_method[method_name] = [stored[e.id] for e in examples if e.id in stored]
                 if task.kind == "prompt_selection":
                     # Rows are selection methods; comparing templates needs every template's scores.
                     if len(records) == len(examples):
@@ -180,7 +182,38 @@ def collect_results(ctx: EvalContext, settings: EvalSettings, suites: list[Suite
                 task_results["methods"][method_name] = summary
                 if task.diagnostics:
                     task_results.setdefault("pointwise_mi", {})[method_name] = _mean_curve(records)
+            paired = _paired_differences(task, records_by_method, settings.seed)
+            if paired:
+                task_results["paired"] = paired
     return results
+
+
+def _paired_differences(task, records_by_method: dict[str, list[dict]], seed: int) -> dict[str, Any]:
+    """Each method minus the task's first method (its baseline), example by example, with 95% bootstrap
+    intervals, on the metrics that are per-example means."""
+    keys = per_example_metrics(task)
+    if not keys or len(records_by_method) < 2:
+        return {}
+    baseline_name, *others = records_by_method
+    baseline = {record["id"]: record for record in records_by_method[baseline_name]}
+    methods = {}
+    for method_name in others:
+        pairs = [
+            (record, baseline[record["id"]])
+            for record in records_by_method[method_name]
+            if record["id"] in baseline
+        ]
+        if len(pairs) < 2:
+            continue
+        methods[method_name] = {
+            metric: paired_difference(
+                [float(record[field]) for record, _ in pairs],
+                [float(reference[field]) for _, reference in pairs],
+                seed=seed,
+            )
+            for metric, field in keys.items()
+        }
+    return {"baseline": baseline_name, "methods": methods} if methods else {}
 
 
 def _mean_curve(records: list[dict]) -> list[float]:

@@ -34,7 +34,27 @@ def task_tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                 else f"{task['examples']} examples"
             )
             tables.append((f"{suite_name} / {task_name} ({size})", header, rows))
+            if task.get("paired"):
+                tables.append(_paired_table(f"{suite_name} / {task_name}", task["paired"]))
     return tables
+
+
+def _paired_table(title: str, paired: dict) -> tuple[str, list[str], list[list[str]]]:
+    """Each method minus the baseline, example by example: mean difference [95% bootstrap interval]."""
+    methods = paired["methods"]
+    metrics = list(next(iter(methods.values())))
+    rows = [
+        [
+            method,
+            *(f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]" for d in differences.values()),
+        ]
+        for method, differences in methods.items()
+    ]
+    n = max(d["n"] for differences in methods.values() for d in differences.values())
+    title = (
+        f"{title}: difference from {paired['baseline']} (paired over {n} examples, 95% bootstrap interval)"
+    )
+    return title, ["method", *metrics], rows
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:

@@ -212,6 +212,19 @@ def summarize(ctx: EvalContext, task: TaskSpec, records: list[dict[str, Any]]) -
     raise SuiteError(f"task {task.name!r}: unknown metric {task.metric!r}")
 
 
+def per_example_metrics(task: TaskSpec) -> dict[str, str]:
+    """The summary metrics that are means of a per-example record field (summary key -> record key), which
+    can be compared between methods example by example. Corpus-level metrics (MAUVE, Zipf, POPE's F1) are
+    not among them."""
+    if task.kind == "choice":
+        return {"accuracy": "correct"}
+    if task.kind == "generate" and task.metric == "nqswap":
+        return {"substituted_answer_rate": "substituted", "original_answer_rate": "original"}
+    if task.kind == "generate" and task.metric == "rouge":
+        return {name: name for name in metrics.ROUGE_TYPES}
+    return {}
+
+
 # MAUVE quantises both text sets with k-means into about n/10 clusters; below this many texts the score
 # is noise (mauve-text itself warns), so it is left blank.
 MAUVE_MIN_TEXTS = 32

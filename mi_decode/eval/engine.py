@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import os
 import platform
 from pathlib import Path
 from typing import Any
@@ -157,7 +158,7 @@ def collect_results(ctx: EvalContext, settings: EvalSettings, suites: list[Suite
             },
             "mi_decode": __version__,
         },
-        "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
+        "machine": machine_description(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "suites": {},
     }
@@ -186,6 +187,22 @@ def collect_results(ctx: EvalContext, settings: EvalSettings, suites: list[Suite
             if paired:
                 task_results["paired"] = paired
     return results
+
+
+def machine_description() -> str:
+    """CPU model and core count (and the GPU, if any) with the torch build, for the report header."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:  # not Linux
+        pass
+    parts = [f"{cpu} ({os.cpu_count()} cores)"]
+    if torch.cuda.is_available():
+        parts.append(torch.cuda.get_device_name())
+    return ", ".join([*parts, f"torch {torch.__version__}"])
 
 
 def _paired_differences(task, records_by_method: dict[str, list[dict]], seed: int) -> dict[str, Any]:

@@ -347,9 +347,14 @@ def load_nqswap(
     """Load NQ-Swap (4,746 rows over 1,667 questions) from ``grounding/nqswap/nqswap.jsonl.gz``, or from the
     Hub as ``pminervini/NQ-Swap`` (split ``dev``) when no data folder is given.
 
+    A question has up to several rows (one per substituted entity), mostly next to each other in the file,
+    and they are strongly correlated: the first 64 rows hold only 22 questions. The rows are therefore
+    returned interleaved by question (every question's first row in file order, then every second row,
+    ...), so ``limit`` takes distinct questions first; ``id`` keeps the file row.
+
     Args:
         data_dir: The data folder; ``None`` uses ``$MI_DECODE_DATA_DIR``, else the Hub.
-        limit: Keep the first ``limit`` rows.
+        limit: Keep the first ``limit`` rows of that order.
 
     Example:
 
@@ -370,7 +375,15 @@ def load_nqswap(
     else:
         source, rows = _hub_rows("NQ-Swap", NQSWAP_HUB, NQSWAP_FILE)
         examples = _convert(rows, _nqswap_example, source, unit="row")
-    return examples[:limit]
+    return _interleave_by_question(examples)[:limit]
+
+
+def _interleave_by_question(examples: list[NQSwapExample]) -> list[NQSwapExample]:
+    rows_by_question: dict[str, list[NQSwapExample]] = {}
+    for example in examples:
+        rows_by_question.setdefault(example.question, []).append(example)
+    rounds = max((len(rows) for rows in rows_by_question.values()), default=0)
+    return [rows[k] for k in range(rounds) for rows in rows_by_question.values() if k < len(rows)]
 
 
 def load_memotrap(

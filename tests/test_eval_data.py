@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import logging
 import re
 from pathlib import Path
@@ -71,6 +72,20 @@ def test_records_have_stable_unique_ids_and_limit_keeps_the_first_rows(data_dir,
     assert nqswap[0].id == "nqswap-0" and nqswap[0].substituted_answers == ("775",)
     assert nqswap[0].original_answers == ("23",)
     assert load_nqswap(data_dir, limit=3) == nqswap[:3]
+    # Distinct questions first: the first 1,667 rows are one per question, each its first row in the file.
+    firsts = nqswap[:1667]
+    assert len({example.question for example in firsts}) == 1667
+    rows = [int(example.id.split("-")[1]) for example in firsts]
+    assert rows == sorted(rows)
+    first_rows, seen = [], set()
+    with gzip.open(data_dir / NQSWAP_FILE, "rt") as file:
+        for row, line in enumerate(file):
+            question = json.loads(line)["question"]
+            if question not in seen:
+                seen.add(question)
+                first_rows.append(row)
+    assert rows == first_rows
+    assert sorted(int(example.id.split("-")[1]) for example in nqswap) == list(range(len(nqswap)))
     assert len({example.id for example in nqswap}) == len(nqswap)
     assert len({example.id for example in memotrap}) == len(memotrap)
 

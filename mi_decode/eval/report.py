@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -119,11 +120,15 @@ def write_plots(results: dict, output_dir: Path) -> list[Path]:
                 axes.set_title(f"{task_name}: {key.replace('_', ' ')} by method")
             elif any(s.get("mauve") is not None and s.get("seq_rep_4") is not None for s in methods.values()):
                 figure, axes = plt.subplots(figsize=(6, 4))
+                points: dict[tuple[float, float], list[str]] = {}
                 for method, summary in methods.items():
                     if summary.get("mauve") is None or summary.get("seq_rep_4") is None:
                         continue  # too few texts for MAUVE (see tasks.MAUVE_MIN_TEXTS)
-                    axes.scatter(summary["seq_rep_4"], summary["mauve"], s=40)
-                    axes.annotate(method, (summary["seq_rep_4"], summary["mauve"]))
+                    points.setdefault((summary["seq_rep_4"], summary["mauve"]), []).append(method)
+                # A legend, not annotations: nearby samplers' labels overlap; identical points share one entry.
+                for marker, ((x, y), names) in zip(itertools.cycle("osD^vP*Xh<>p"), points.items()):
+                    axes.scatter(x, y, s=50, marker=marker, label=" = ".join(names))
+                axes.legend(fontsize="small")
                 axes.set_xlabel("seq-rep-4 (lower is better)")
                 axes.set_ylabel("MAUVE (higher is better)")
                 axes.set_title(f"{task_name}: repetition vs MAUVE by sampler")

@@ -375,15 +375,17 @@ def load_nqswap(
     else:
         source, rows = _hub_rows("NQ-Swap", NQSWAP_HUB, NQSWAP_FILE)
         examples = _convert(rows, _nqswap_example, source, unit="row")
-    return _interleave_by_question(examples)[:limit]
+    return _interleave_by(examples, lambda example: example.question)[:limit]
 
 
-def _interleave_by_question(examples: list[NQSwapExample]) -> list[NQSwapExample]:
-    rows_by_question: dict[str, list[NQSwapExample]] = {}
+def _interleave_by(examples: list, key: Callable[[Any], str]) -> list:
+    """Each group's first row in file order, then each group's second row, ...: a limit takes distinct
+    groups (questions, articles) first, since rows of one group are strongly correlated."""
+    groups: dict[str, list] = {}
     for example in examples:
-        rows_by_question.setdefault(example.question, []).append(example)
-    rounds = max((len(rows) for rows in rows_by_question.values()), default=0)
-    return [rows[k] for k in range(rounds) for rows in rows_by_question.values() if k < len(rows)]
+        groups.setdefault(key(example), []).append(example)
+    rounds = max((len(rows) for rows in groups.values()), default=0)
+    return [rows[k] for k in range(rounds) for rows in groups.values() if k < len(rows)]
 
 
 def load_memotrap(
@@ -445,16 +447,20 @@ def load_cnndm(
     Without a data folder this set has no Hub copy: the loader warns and uses the first 300 test articles
     of ``abisee/cnn_dailymail`` (``3.0.0``) with their highlights as references, a different set.
 
+    CAD's file holds 100 distinct articles, each on 3 consecutive rows; the rows are returned interleaved
+    by article (every article's first row, then every second row, ...), so ``limit`` takes distinct
+    articles first. ``id`` keeps the file's id.
+
     Args:
         data_dir: The data folder; ``None`` uses ``$MI_DECODE_DATA_DIR``, else the Hub stand-in.
-        limit: Keep the first ``limit`` rows.
+        limit: Keep the first ``limit`` rows of that order.
 
     Example:
 
     ```python
     >>> from mi_decode.eval_data import load_cnndm
     >>> [example.id for example in load_cnndm(limit=2)]  # doctest: +SKIP
-    ['cnndm-0', 'cnndm-1']
+    ['cnndm-0', 'cnndm-3']
 
     ```
     """
@@ -464,7 +470,8 @@ def load_cnndm(
         path = _data_file(folder, CNNDM_FILE, "CNN/DailyMail")
         examples = _unique_ids(_convert(_read_jsonl(path), _cnndm_example, path), path)
         _check_count(examples, folder, CNNDM_FILE)
-        return examples[:limit]
+        # CAD's file is 100 articles x 3 consecutive rows (3 samples each): distinct articles first.
+        return _interleave_by(examples, lambda example: example.article)[:limit]
     source, rows = _hub_rows("CNN/DailyMail", CNNDM_HUB, CNNDM_FILE)
     logger.warning(
         "CAD's 300 CNN/DailyMail articles have no Hub copy; using the first %d articles of %s instead (a "

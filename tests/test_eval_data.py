@@ -86,6 +86,10 @@ def test_records_have_stable_unique_ids_and_limit_keeps_the_first_rows(data_dir,
                 first_rows.append(row)
     assert rows == first_rows
     assert sorted(int(example.id.split("-")[1]) for example in nqswap) == list(range(len(nqswap)))
+    # CAD's CNN/DM rows are 100 articles x 3: the first 100 rows are the 100 distinct articles.
+    summaries = load_cnndm(data_dir)
+    assert len({example.article for example in summaries[:100]}) == 100
+    assert sorted(example.id for example in summaries) == sorted(f"cnndm-{row}" for row in range(300))
     assert len({example.id for example in nqswap}) == len(nqswap)
     assert len({example.id for example in memotrap}) == len(memotrap)
 
@@ -97,7 +101,7 @@ def test_records_have_stable_unique_ids_and_limit_keeps_the_first_rows(data_dir,
         "proverb-ending-1",
     ]
     summaries = load_cnndm(data_dir, limit=2)
-    assert [example.id for example in summaries] == ["cnndm-0", "cnndm-1"]
+    assert [example.id for example in summaries] == ["cnndm-0", "cnndm-3"]  # distinct articles first
     assert summaries[0].article.startswith("(CNN)") and summaries[0].reference
     book = load_open_ended("book", data_dir, limit=1)[0]
     assert book.id == "book-0" and book.source == "book" and book.prefix and book.reference

@@ -38,7 +38,7 @@ import torch
 import transformers
 
 from mi_decode import load_model
-from mi_decode.rank import load_task, resolve_data_dir, task_templates_path
+from mi_decode.eval.data.prompt_selection import load_task, resolve_data_dir, task_templates_path
 from mi_decode.scoring import _Tokenized, score_choices, score_choices_naive
 from mi_decode.templates import load_templates
 

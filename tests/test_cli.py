@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from mi_decode.cli import main
+from mi_decode.cli.main import main
 
 
 def test_help_lists_every_generate_option(capsys):

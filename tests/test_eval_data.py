@@ -13,14 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mi_decode import eval_data
-from mi_decode.eval_data import (
-    CNNDM_FILE,
-    EXPECTED_ROWS,
-    MEMOTRAP_FILES,
+from mi_decode.eval.data import (
     MEMOTRAP_TASKS,
-    NQSWAP_FILE,
-    OPEN_ENDED_FILES,
     DataFileError,
     DataNotFoundError,
     detect_memotrap_task,
@@ -29,6 +23,14 @@ from mi_decode.eval_data import (
     load_nqswap,
     load_open_ended,
     split_memotrap_prompt,
+)
+from mi_decode.eval.data import common as eval_data
+from mi_decode.eval.data.common import (
+    CNNDM_FILE,
+    EXPECTED_ROWS,
+    MEMOTRAP_FILES,
+    NQSWAP_FILE,
+    OPEN_ENDED_FILES,
 )
 
 
@@ -242,7 +244,7 @@ def test_hub_rows_are_converted_like_files(data_dir, monkeypatch, caplog):
     ]
     assert examples[2] == load_memotrap(data_dir, tasks=["proverb-translation"], limit=1)[0]
 
-    with caplog.at_level(logging.WARNING, logger="mi_decode.eval_data"):
+    with caplog.at_level(logging.WARNING, logger="mi_decode.eval.data.summarization"):
         assert load_cnndm()[0].reference == "A summary."
     assert "no Hub copy" in caplog.text
 

@@ -16,9 +16,9 @@ import torch
 from conftest import make_tiny_llama
 
 from mi_decode.eval import EvalSettings, load_suite, run_evaluation
+from mi_decode.eval.kinds import _continuation_logits, candidate_scores
 from mi_decode.eval.store import SettingsMismatchError, read_records
-from mi_decode.eval.suites import SuiteError, parse_suite
-from mi_decode.eval.tasks import _continuation_logits, candidate_scores
+from mi_decode.eval.suite import SuiteError, parse_suite
 from mi_decode.m3id import MIConfig, mi_amplify
 
 SUITE = """
@@ -215,7 +215,7 @@ def test_bad_data_file_is_an_error_with_file_and_line(tmp_path, suite_file, tiny
 
 
 def test_cli_reports_a_missing_data_dir_in_one_line(tmp_path, capsys):
-    from mi_decode.cli import main
+    from mi_decode.cli.main import main
 
     code = main(["eval", "--suites", "grounding", "--data-dir", str(tmp_path / "nowhere"), "--limit", "1"])
     assert code == 2
@@ -275,7 +275,8 @@ def test_choice_scores_match_separate_forwards(tiny):
 def test_prompt_selection_summary_matches_rank_prompts(tmp_path, tiny, data_dir):
     """The suite's per-template records, summarised, give the same selected/oracle ratio as
     rank_prompts computing everything itself."""
-    from mi_decode.rank import load_task, rank_prompts, task_templates_path
+    from mi_decode.eval.data.prompt_selection import load_task, task_templates_path
+    from mi_decode.rank import rank_prompts
     from mi_decode.templates import load_templates
 
     model, tokenizer = tiny
@@ -325,8 +326,8 @@ def test_prompt_selection_rescores_when_the_limit_grows(tmp_path, tiny, data_dir
 
 def test_sampling_methods_set_every_warper_explicitly(tiny):
     """transformers v5 adds top_k=50 when sampling unless told otherwise: ancestral sampling must not."""
-    from mi_decode.eval.suites import MethodSpec, TaskSpec
-    from mi_decode.eval.tasks import _generate_kwargs
+    from mi_decode.eval.kinds import _generate_kwargs
+    from mi_decode.eval.suite import MethodSpec, TaskSpec
 
     model, tokenizer = tiny
     task = TaskSpec(name="t", kind="generate", data="wikitext", methods=("m",))

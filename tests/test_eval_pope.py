@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 from mi_decode.eval import EvalSettings, run_evaluation
-from mi_decode.eval.pope import pope_inputs
+from mi_decode.eval.data import DataFileError
+from mi_decode.eval.kinds.pope import pope_inputs
 from mi_decode.eval.store import read_records
-from mi_decode.eval_data import DataFileError
 from mi_decode.models import load_model
 
 CHAT_TEMPLATE = (
@@ -119,7 +119,7 @@ def test_pope_runs_greedy_and_m3id_with_the_image_removed(tiny_llava_dir, pope_d
 
 
 def test_unconditioned_branch_has_no_image(tiny_llava_dir, pope_dir):
-    from mi_decode.eval.pope import PopeExample
+    from mi_decode.eval.kinds.pope import PopeExample
 
     _, processor = load_model(tiny_llava_dir)
     image_id = processor.tokenizer.convert_tokens_to_ids("<image>")

@@ -1,4 +1,4 @@
-"""Tests for mi_decode.metrics: each metric on a case computed by hand, plus hypothesis properties."""
+"""Tests for mi_decode.eval.metrics: each metric on a case computed by hand, plus hypothesis properties."""
 
 from __future__ import annotations
 
@@ -10,18 +10,20 @@ import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mi_decode.metrics import (
+from mi_decode.eval.metrics.mauve import (
     CausalLMFeatureExtractor,
     MiniLMFeatureExtractor,
+    mauve_score,
+    mauve_score_texts,
+)
+from mi_decode.eval.metrics.stats import paired_difference
+from mi_decode.eval.metrics.text import (
     answer_contains,
     distinct_n,
     exact_match,
-    mauve_score,
-    mauve_score_texts,
     mean_length,
     normalize_answer,
     nqswap_rates,
-    paired_difference,
     repeated_ngram_share,
     rouge,
     rouge_per_example,

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from mi_decode.mi_cli import add_mi_arguments, mi_requested, run_mi_generate
+from mi_decode.cli.generate import add_mi_arguments, mi_requested, run_mi_generate
 
 
 def parse(*argv):

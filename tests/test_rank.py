@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 from conftest import make_tiny_llama
 
-from mi_decode.rank import (
+from mi_decode.cli.rank_prompts import add_subcommand
+from mi_decode.eval.data.prompt_selection import (
     TASKS,
-    add_subcommand,
     infer_task,
     load_task,
-    rank_prompts,
     read_task_file,
     resolve_data_dir,
     task_templates_path,
 )
+from mi_decode.rank import rank_prompts
 from mi_decode.templates import PromptTemplate, load_templates
 
 TEMPLATES = [

@@ -3,6 +3,6 @@ resumably over examples, optionally sharded across processes with accelerate, su
 ``results.json``, ``report.md`` and plots."""
 
 from .engine import EvalSettings, run_evaluation
-from .suites import available_suites, load_suite
+from .suite import available_suites, load_suite
 
 __all__ = ["EvalSettings", "available_suites", "load_suite", "run_evaluation"]

@@ -20,11 +20,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..metrics import paired_difference
-from .prompt_selection import summarize_selection
+from .kinds import EvalContext, load_examples, per_example_metrics, run_batch, summarize
+from .kinds.prompt_selection import summarize_selection
+from .metrics.stats import paired_difference
 from .store import ResultShard, check_run_settings, read_records
-from .suites import Suite, load_suite
-from .tasks import EvalContext, load_examples, per_example_metrics, run_batch, summarize
+from .suite import Suite, load_suite
 
 
 @dataclasses.dataclass

@@ -16,12 +16,14 @@ from typing import Any
 import torch
 from jinja2.sandbox import SandboxedEnvironment
 
-from .. import eval_data, metrics
-from ..fused import generate as fused_generate
-from ..m3id import MIConfig, mi_amplify
-from ..models import encode_prompts
-from ..typical import LocallyTypicalLogitsWarper
-from .suites import MethodSpec, SuiteError, TaskSpec
+from ...fused import generate as fused_generate
+from ...m3id import MIConfig, mi_amplify
+from ...models import encode_prompts
+from ...typical import LocallyTypicalLogitsWarper
+from .. import data as eval_data
+from ..metrics import mauve as mauve_metrics
+from ..metrics import text as metrics
+from ..suite import MethodSpec, SuiteError, TaskSpec
 
 _JINJA = SandboxedEnvironment(keep_trailing_newline=False)
 
@@ -38,9 +40,9 @@ class EvalContext:
     def mauve_features(self, texts: Sequence[str]):
         if self.feature_extractor is None:
             try:
-                self.feature_extractor = metrics.MiniLMFeatureExtractor()
+                self.feature_extractor = mauve_metrics.MiniLMFeatureExtractor()
             except ModuleNotFoundError:  # the MiniLM package is optional: fall back to the evaluated model
-                self.feature_extractor = metrics.CausalLMFeatureExtractor(self.model, self.tokenizer)
+                self.feature_extractor = mauve_metrics.CausalLMFeatureExtractor(self.model, self.tokenizer)
         return self.feature_extractor(texts)
 
 
@@ -113,7 +115,7 @@ def decode_batch(
 ) -> list[dict[str, Any]]:
     """Generate for ``examples`` with ``method``; one dict per example with ``output`` (and the MI
     diagnostics when the task asks for them)."""
-    from ..diagnostics import MIDiagnostics
+    from ...diagnostics import MIDiagnostics
 
     tokenizer, model = ctx.tokenizer, ctx.model
     conditioned = encode_prompts(
@@ -233,7 +235,7 @@ MAUVE_MIN_TEXTS = 32
 def _mauve(ctx: EvalContext, references: list[str], outputs: list[str]) -> float:
     if len(outputs) < MAUVE_MIN_TEXTS:
         raise ValueError(f"MAUVE needs at least {MAUVE_MIN_TEXTS} texts")
-    return metrics.mauve_score(ctx.mauve_features(references), ctx.mauve_features(outputs))
+    return mauve_metrics.mauve_score(ctx.mauve_features(references), ctx.mauve_features(outputs))
 
 
 def _open_ended_summary(ctx: EvalContext, task: TaskSpec, records: list[dict]) -> dict[str, float]:

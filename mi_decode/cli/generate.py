@@ -1,5 +1,7 @@
-"""``mi-decode generate`` options for MI-amplified decoding (M3ID, CAD/CFG, VCD's plausibility cut).
+"""``mi-decode generate``: one generation with the embedded model (or any HF model), plain, with locally typical
+sampling, or with MI amplification (M3ID, CAD/CFG, VCD's plausibility cut).
 
+mi-decode generate --prompt "Once upon a time" --typical-p 0.2
 mi-decode generate --prompt "Who won?" --context @report.txt --mi m3id --chat
 mi-decode generate --prompt "Write a poem." --negative-prompt "Write a sad poem." --mi constant --mi-weight 1.0
 """
@@ -9,7 +11,71 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .m3id import DEFAULT_ALPHA, DEFAULT_LAMBDA, DEFAULT_PLAUSIBILITY_BETA, RULES
+from ..m3id import DEFAULT_ALPHA, DEFAULT_LAMBDA, DEFAULT_PLAUSIBILITY_BETA, RULES
+from ..models import DEFAULT_MODEL
+from .types import positive_int, unit_interval
+
+
+def add_subcommand(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "generate",
+        help="generate text with the embedded model (or any HF model) and mi_decode's processors",
+        description="Generate a continuation of --prompt. With --typical-p, sample with locally typical "
+        "sampling (Meister et al. 2023); otherwise decode greedily. With --context or --negative-prompt, "
+        "decode with MI amplification (M3ID by default, or CAD/CFG with --mi constant).",
+    )
+    parser.add_argument("--prompt", required=True, help="the prompt text")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help=f"HF model id or local directory (default: the embedded {DEFAULT_MODEL})",
+    )
+    parser.add_argument(
+        "--typical-p",
+        type=unit_interval,
+        default=None,
+        metavar="TAU",
+        help="locally typical sampling with mass TAU in (0, 1] (0.95 for stories, 0.2 for summaries); "
+        "turns sampling on",
+    )
+    parser.add_argument(
+        "--max-new-tokens", type=positive_int, default=64, help="tokens to generate (default 64)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed for sampling (default 0)")
+    parser.add_argument(
+        "--chat", action="store_true", help="wrap the prompt in the tokenizer's chat template"
+    )
+    add_mi_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import torch
+
+    from ..models import encode_prompts, load_model
+    from ..typical import LocallyTypicalLogitsWarper
+
+    model, tokenizer = load_model(args.model)
+    if mi_requested(args):
+        print(run_mi_generate(args, model, tokenizer))
+        return 0
+    inputs = encode_prompts(tokenizer, [args.prompt], args.chat)
+    torch.manual_seed(args.seed)
+    processors = []
+    if args.typical_p is not None:
+        processors.append(LocallyTypicalLogitsWarper(tau=args.typical_p))
+    with torch.inference_mode():
+        output = model.generate(
+            **inputs,
+            max_new_tokens=args.max_new_tokens,
+            do_sample=args.typical_p is not None,
+            top_k=0,  # transformers samples with top_k=50 unless told otherwise
+            logits_processor=processors,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    new_tokens = output[0, inputs["input_ids"].shape[1] :]
+    print(tokenizer.decode(new_tokens, skip_special_tokens=True))
+    return 0
 
 
 def add_mi_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,7 +146,7 @@ def _read_context(value: str) -> str:
 
 
 def _mi_config(args: argparse.Namespace):
-    from .m3id import MIConfig
+    from ..m3id import MIConfig
 
     rule = args.mi or "m3id"
     if rule == "m3id" and args.mi_weight is not None:
@@ -105,10 +171,10 @@ def run_mi_generate(args: argparse.Namespace, model, tokenizer) -> str:
     """
     import torch
 
-    from .contrastive import MIAmplifiedLogitsProcessor
-    from .fused import generate as fused_generate
-    from .models import encode_prompts
-    from .typical import LocallyTypicalLogitsWarper
+    from ..contrastive import MIAmplifiedLogitsProcessor
+    from ..fused import generate as fused_generate
+    from ..models import encode_prompts
+    from ..typical import LocallyTypicalLogitsWarper
 
     if args.context is None and args.negative_prompt is None:
         raise ValueError(

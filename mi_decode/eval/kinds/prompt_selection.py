@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import rank, selection
-from ..scoring import score_templates
-from ..templates import PromptTemplate, load_templates
-from .suites import TaskSpec
+from ... import selection
+from ...scoring import score_templates
+from ...templates import PromptTemplate, load_templates
+from ..data import prompt_selection as data
+from ..suite import TaskSpec
 
 SETTINGS = ("X", "A", "P", "PA")  # X: no calibration; A, P, PA: CBM on answers, prompt scores, both
 ANSWER_SCORE = "mean"
@@ -39,11 +40,11 @@ class TemplateUnit:
 def load_units(task: TaskSpec, data_dir, limit: int | None, quick: bool = False) -> list[TemplateUnit]:
     """The task's first ``options.templates`` templates (``options.quick_templates`` with ``quick``; default
     all ``prompt_XX``), each holding the task's first ``limit`` labelled inputs."""
-    templates = load_templates(rank.task_templates_path(task.data, data_dir), names=r"prompt_\d+")
+    templates = load_templates(data.task_templates_path(task.data, data_dir), names=r"prompt_\d+")
     count = task.options.get("quick_templates" if quick else "templates")
     if count is not None:
         templates = templates[:count]
-    inputs = rank.load_task(task.data, data_dir, limit)
+    inputs = data.load_task(task.data, data_dir, limit)
     return [TemplateUnit(template, inputs) for template in templates]
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from ..eval_data import DataFileError, DataNotFoundError, resolve_data_dir
-from .suites import MethodSpec, TaskSpec
+from ..data import DataFileError, DataNotFoundError, resolve_data_dir
+from ..suite import MethodSpec, TaskSpec
 
 _ANSWER = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 
@@ -102,7 +102,7 @@ def pope_inputs(processor, examples: list[PopeExample]):
 def answer_batch(
     ctx, task: TaskSpec, method: MethodSpec, examples: list[PopeExample]
 ) -> list[dict[str, Any]]:
-    from ..fused import generate as fused_generate
+    from ...fused import generate as fused_generate
 
     processor, model = ctx.tokenizer, ctx.model
     if not hasattr(processor, "image_processor"):

@@ -114,11 +114,11 @@ class Suite:
 
 
 def suite_dirs() -> list[Path]:
-    """Where suite files are looked up: ``$MI_DECODE_SUITES``, then ``evals/suites`` of the checkout."""
+    """Where suite files are looked up: ``$MI_DECODE_SUITES``, then the suites shipped in the package."""
     dirs = []
     if os.environ.get(SUITES_ENV):
         dirs.append(Path(os.environ[SUITES_ENV]).expanduser())
-    dirs.append(Path(__file__).resolve().parents[2] / "evals" / "suites")
+    dirs.append(Path(__file__).resolve().parent / "suites")
     return dirs
 
 

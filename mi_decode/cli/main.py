@@ -1,0 +1,54 @@
+"""The ``mi-decode`` command line.
+
+mi-decode generate --prompt "Once upon a time" --typical-p 0.2
+mi-decode generate --prompt "Who wrote it?" --context @article.txt --mi m3id --chat
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+
+
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """argparse prints the whole usage block on a bad argument; a one-line error is easier to read."""
+
+    def error(self, message: str):  # noqa: D102
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineErrorParser(
+        prog="mi-decode",
+        description="Information-theoretic decoding plugins for Hugging Face transformers.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineErrorParser)
+    subparsers.required = True
+    from ..eval.cli import add_subcommand as add_eval
+    from . import generate, rank_prompts
+
+    generate.add_subcommand(subparsers)
+    rank_prompts.add_subcommand(subparsers)
+    add_eval(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.subcommand_argv = argv[1:]  # a subcommand that relaunches itself (eval --num-processes) needs them
+    try:
+        return args.func(args)
+    except (ValueError, OSError, ModuleNotFoundError) as error:
+        # Errors about the user's input are one line; anything else keeps its traceback.
+        message = str(error).strip().splitlines()
+        print(f"mi-decode {args.command}: error: {' '.join(message)}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,2 @@
+"""The metrics of the evaluation suites: text statistics and answer matching (:mod:`.text`), MAUVE
+(:mod:`.mauve`) and paired comparisons (:mod:`.stats`)."""

@@ -1,0 +1,387 @@
+"""Metrics for the evaluation suites: thin, validated wrappers over well-kept libraries (``rouge-score``,
+``mauve-text``) and the standard statistics of generated text, each citing its definition.
+
+- Summarization: ROUGE-1/2/L F-measure (:func:`rouge`).
+- Knowledge conflicts (NQ-Swap): SQuAD-normalised exact match and answer containment (:func:`nqswap_rates`).
+- Open-ended generation: seq-rep-n and the corpus share of repeated n-grams, distinct-n, the Zipf
+  coefficient and mean length (MAUVE is in :mod:`mi_decode.eval.metrics.mauve`).
+
+The text statistics count tokens given by ``tokenizer`` (default: whitespace ``str.split``, independent of
+any model); pass e.g. ``hf_tokenizer.tokenize`` to count model tokens as Welleck et al. (2020) did. Every
+function raises ``ValueError`` with a clear message on empty inputs or mismatched lengths.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+import numpy as np
+
+Tokenizer = Callable[[str], Sequence[Hashable]]
+
+
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
+ZIPF_TOP_N = 5000
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Validation
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _check_texts(texts: Sequence[str], name: str) -> list[str]:
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        raise ValueError(f"{name} must be a list of strings, got {type(texts).__name__}")
+    if len(texts) == 0:
+        raise ValueError(f"{name} is empty: need at least one text")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"{name}[{index}] must be a string, got {type(text).__name__}")
+    return list(texts)
+
+
+def _check_same_length(first: Sequence[Any], second: Sequence[Any], names: str) -> None:
+    if len(first) != len(second):
+        raise ValueError(f"{names} must have the same length, got {len(first)} and {len(second)}")
+
+
+def _check_n(n: int) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+
+
+def _tokenize(texts: Sequence[str], tokenizer: Tokenizer, name: str) -> list[list[Hashable]]:
+    texts = _check_texts(texts, name)
+    if not callable(tokenizer):
+        raise ValueError(f"tokenizer must be callable, got {type(tokenizer).__name__}")
+    return [list(tokenizer(text)) for text in texts]
+
+
+def _ngrams(tokens: Sequence[Hashable], n: int) -> list[tuple[Hashable, ...]]:
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# ROUGE
+# ----------------------------------------------------------------------------------------------------------
+
+
+def rouge_per_example(
+    predictions: Sequence[str],
+    references: Sequence[str],
+    *,
+    rouge_types: Sequence[str] = ROUGE_TYPES,
+    use_stemmer: bool = True,
+) -> list[dict[str, float]]:
+    """ROUGE F-measures (Lin 2004) of each prediction against its reference, computed by Google's
+    ``rouge_score.rouge_scorer`` with the Porter stemmer, as CAD (Shi et al. 2023) reports them.
+
+    ROUGE-N is the F-measure of n-gram overlap; ROUGE-L that of the longest common subsequence (``rougeL``
+    scores the text as one sequence, not sentence by sentence as ``rougeLsum`` does). rouge-score lowercases
+    and keeps alphanumeric tokens only.
+
+    Returns:
+        One dict per example mapping each of ``rouge_types`` to its F-measure in [0, 1].
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.metrics.text import rouge_per_example
+    >>> scores = rouge_per_example(["the cat sat on the mat"], ["the cat was on the mat"])
+    >>> {name: round(value, 4) for name, value in scores[0].items()}
+    {'rouge1': 0.8333, 'rouge2': 0.6, 'rougeL': 0.8333}
+
+    ```
+    """
+    from rouge_score import rouge_scorer
+
+    predictions = _check_texts(predictions, "predictions")
+    references = _check_texts(references, "references")
+    _check_same_length(predictions, references, "predictions and references")
+    if isinstance(rouge_types, str) or not rouge_types:
+        raise ValueError(
+            f"rouge_types must be a non-empty list such as {list(ROUGE_TYPES)}, got {rouge_types!r}"
+        )
+    invalid = [name for name in rouge_types if not re.fullmatch(r"rouge[1-9]|rougeL|rougeLsum", str(name))]
+    if invalid:
+        raise ValueError(f"invalid rouge_types {invalid}: use rouge1 ... rouge9, rougeL or rougeLsum")
+    scorer = rouge_scorer.RougeScorer(list(rouge_types), use_stemmer=use_stemmer)
+    # rouge_score takes (target, prediction): the order matters for precision and recall.
+    return [
+        {name: score.fmeasure for name, score in scorer.score(reference, prediction).items()}
+        for prediction, reference in zip(predictions, references, strict=True)
+    ]
+
+
+def rouge(
+    predictions: Sequence[str],
+    references: Sequence[str],
+    *,
+    rouge_types: Sequence[str] = ROUGE_TYPES,
+    use_stemmer: bool = True,
+) -> dict[str, float]:
+    """Mean ROUGE F-measure over examples (macro average), see :func:`rouge_per_example`.
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.metrics.text import rouge
+    >>> round(rouge(["running dogs bark"], ["the dog runs and barks"], rouge_types=["rouge1"])["rouge1"], 4)
+    0.75
+
+    ```
+    """
+    scores = rouge_per_example(predictions, references, rouge_types=rouge_types, use_stemmer=use_stemmer)
+    return {name: float(np.mean([score[name] for score in scores])) for name in scores[0]}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Answer matching (NQ-Swap)
+# ----------------------------------------------------------------------------------------------------------
+
+_PUNCTUATION = set(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD answer normalisation (Rajpurkar et al. 2016, the official evaluation script): lowercase, drop
+    punctuation, drop the articles a/an/the, collapse whitespace.
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.metrics.text import normalize_answer
+    >>> normalize_answer("  The Eiffel-Tower, in Paris!")
+    'eiffeltower in paris'
+
+    ```
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, got {type(text).__name__}")
+    text = "".join(character for character in text.lower() if character not in _PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def _normalized_answers(answers: Sequence[str], name: str) -> list[str]:
+    if isinstance(answers, str) or not isinstance(answers, Sequence) or len(answers) == 0:
+        raise ValueError(f"{name} must be a non-empty list of gold answer strings, got {answers!r}")
+    normalized = [normalize_answer(answer) for answer in answers]
+    # An alias such as "The" normalises to nothing and would match every prediction: skip it.
+    normalized = [answer for answer in normalized if answer]
+    if not normalized:
+        raise ValueError(f"{name} has no answer left after normalisation: {answers!r}")
+    return normalized
+
+
+def exact_match(prediction: str, answers: Sequence[str]) -> bool:
+    """Whether the normalised prediction equals a normalised gold alias (SQuAD exact match).
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.metrics.text import exact_match
+    >>> exact_match("The Beatles.", ["Beatles", "the fab four"])
+    True
+
+    ```
+    """
+    return normalize_answer(prediction) in _normalized_answers(answers, "answers")
+
+
+def answer_contains(prediction: str, answers: Sequence[str]) -> bool:
+    """Whether a normalised gold alias occurs in the normalised prediction as a whole-word span (so "23" is
+    not found in "230"): the lenient match used for free-form generations on knowledge-conflict QA.
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.metrics.text import answer_contains
+    >>> answer_contains("The season has 775 episodes.", ["775"]), answer_contains("7750 episodes", ["775"])
+    (True, False)
+
+    ```
+    """
+    padded = f" {normalize_answer(prediction)} "
+    return any(f" {answer} " in padded for answer in _normalized_answers(answers, "answers"))
+
+
+def nqswap_rates(
+    predictions: Sequence[str],
+    substituted_answers: Sequence[Sequence[str]],
+    original_answers: Sequence[Sequence[str]],
+    *,
+    match: str = "contains",
+) -> dict[str, float]:
+    """NQ-Swap knowledge-conflict rates (Longpre et al. 2021; CAD, Shi et al. 2023): the share of answers that
+    give the substituted answer (faithful to the edited passage) and the share that still give the original
+    one (memorisation). Both are over all examples and may overlap when an answer names both.
+
+    Args:
+        predictions: The generated answers.
+        substituted_answers: Per example, the gold aliases of the substituted answer.
+        original_answers: Per example, the gold aliases of the original answer.
+        match: ``"contains"`` (:func:`answer_contains`) or ``"exact"`` (:func:`exact_match`).
+
+    Returns:
+        ``{"substituted_answer_rate": ..., "original_answer_rate": ...}``.
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.metrics.text import nqswap_rates
+    >>> nqswap_rates(["775 episodes", "23", "I don't know"], [["775"], ["775"], ["775"]], [["23"]] * 3)
+    {'substituted_answer_rate': 0.3333333333333333, 'original_answer_rate': 0.3333333333333333}
+
+    ```
+    """
+    matchers = {"contains": answer_contains, "exact": exact_match}
+    if match not in matchers:
+        raise ValueError(f"match must be one of {sorted(matchers)}, got {match!r}")
+    predictions = _check_texts(predictions, "predictions")
+    _check_same_length(predictions, substituted_answers, "predictions and substituted_answers")
+    _check_same_length(predictions, original_answers, "predictions and original_answers")
+    matcher = matchers[match]
+    substituted = [matcher(p, answers) for p, answers in zip(predictions, substituted_answers, strict=True)]
+    original = [matcher(p, answers) for p, answers in zip(predictions, original_answers, strict=True)]
+    return {
+        "substituted_answer_rate": float(np.mean(substituted)),
+        "original_answer_rate": float(np.mean(original)),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Repetition, diversity, Zipf, length
+# ----------------------------------------------------------------------------------------------------------
+
+
+def seq_rep_n(texts: Sequence[str], n: int = 4, *, tokenizer: Tokenizer = str.split) -> float:
+    """seq-rep-n (Welleck et al. 2020, "Neural Text Generation with Unlikelihood Training"): per
+    continuation, 1 - |unique n-grams| / |n-grams|, averaged over continuations. 0 means no n-gram repeats
+    within any continuation. Continuations with fewer than ``n`` tokens have no n-gram and are left out.
+
+    Raises:
+        ValueError: ``texts`` is empty or no continuation has ``n`` tokens.
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.metrics.text import seq_rep_n
+    >>> round(seq_rep_n(["a b c d a b c d", "v w x y z"]), 4)  # (1 - 4/5 + 1 - 2/2) / 2
+    0.1
+
+    ```
+    """
+    _check_n(n)
+    rates = []
+    for tokens in _tokenize(texts, tokenizer, "texts"):
+        ngrams = _ngrams(tokens, n)
+        if ngrams:
+            rates.append(1.0 - len(set(ngrams)) / len(ngrams))
+    if not rates:
+        raise ValueError(f"no text has {n} tokens: seq-rep-{n} is undefined")
+    return float(np.mean(rates))
+
+
+def repeated_ngram_share(texts: Sequence[str], n: int = 4, *, tokenizer: Tokenizer = str.split) -> float:
+    """The share of n-grams over the whole corpus that repeat an earlier n-gram of the same continuation:
+    1 - sum(|unique n-grams|) / sum(|n-grams|), summing over continuations. This is the corpus-level rep-n
+    of Su et al. (2022, "A Contrastive Framework for Neural Text Generation"), which pools counts instead of
+    averaging per-continuation rates as :func:`seq_rep_n` does, so long continuations weigh more.
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.metrics.text import repeated_ngram_share
+    >>> round(repeated_ngram_share(["a b c d a b c d", "v w x y z"]), 4)  # 1 - (4 + 2) / (5 + 2)
+    0.1429
+
+    ```
+    """
+    _check_n(n)
+    unique = total = 0
+    for tokens in _tokenize(texts, tokenizer, "texts"):
+        ngrams = _ngrams(tokens, n)
+        unique += len(set(ngrams))
+        total += len(ngrams)
+    if total == 0:
+        raise ValueError(f"no text has {n} tokens: the share of repeated {n}-grams is undefined")
+    return 1.0 - unique / total
+
+
+def distinct_n(texts: Sequence[str], n: int, *, tokenizer: Tokenizer = str.split) -> float:
+    """distinct-n (Li et al. 2016, "A Diversity-Promoting Objective Function for Neural Conversation
+    Models"): the number of distinct n-grams over the whole corpus divided by the total number of n-grams,
+    in (0, 1]. Li et al. scaled by the number of generated tokens; dividing by the n-grams, as most
+    implementations do, keeps texts of different lengths comparable.
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.metrics.text import distinct_n
+    >>> distinct_n(["a b a b", "a b c"], 2)  # bigrams ab ba ab | ab bc: 3 distinct of 5
+    0.6
+
+    ```
+    """
+    _check_n(n)
+    distinct: set[tuple[Hashable, ...]] = set()
+    total = 0
+    for tokens in _tokenize(texts, tokenizer, "texts"):
+        ngrams = _ngrams(tokens, n)
+        distinct.update(ngrams)
+        total += len(ngrams)
+    if total == 0:
+        raise ValueError(f"no text has {n} tokens: distinct-{n} is undefined")
+    return len(distinct) / total
+
+
+def zipf_coefficient(
+    texts: Sequence[str], *, top_n: int = ZIPF_TOP_N, tokenizer: Tokenizer = str.split
+) -> float:
+    """The Zipf coefficient s (Holtzman et al. 2020, "The Curious Case of Neural Text Degeneration"): fit
+    log frequency = c - s * log rank by least squares over the ``top_n`` most frequent tokens of the corpus
+    and return s. Human text is close to 1; larger s means a vocabulary concentrated on fewer tokens. This
+    is the authors' script (ari-holtzman/degen, ``metrics/zipf.py``: ``scipy.stats.linregress`` on the
+    log-log points of the top ``N = 5000`` ranks, the default kept here), which counted GPT-2 tokens: pass
+    the model tokenizer's ``tokenize`` to do the same.
+
+    Raises:
+        ValueError: fewer than 2 distinct tokens (no slope to fit).
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.metrics.text import zipf_coefficient
+    >>> round(zipf_coefficient(["a " * 12 + "b " * 6 + "c " * 4 + "d " * 3]), 6)  # frequency 12 / rank
+    1.0
+
+    ```
+    """
+    if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 2:
+        raise ValueError(f"top_n must be an integer >= 2, got {top_n!r}")
+    counts = Counter(token for tokens in _tokenize(texts, tokenizer, "texts") for token in tokens)
+    if len(counts) < 2:
+        raise ValueError(f"need at least 2 distinct tokens to fit a Zipf coefficient, got {len(counts)}")
+    frequencies = np.array(sorted(counts.values(), reverse=True)[:top_n], dtype=np.float64)
+    ranks = np.arange(1, len(frequencies) + 1, dtype=np.float64)
+    slope, _ = np.polyfit(np.log(ranks), np.log(frequencies), deg=1)
+    return float(-slope)
+
+
+def mean_length(texts: Sequence[str], *, tokenizer: Tokenizer = str.split) -> float:
+    """The mean number of tokens per text.
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.metrics.text import mean_length
+    >>> mean_length(["a b c", "d"])
+    2.0
+
+    ```
+    """
+    return float(np.mean([len(tokens) for tokens in _tokenize(texts, tokenizer, "texts")]))

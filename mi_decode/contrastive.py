@@ -9,6 +9,7 @@ import torch
 from transformers import LogitsProcessor
 from transformers.cache_utils import Cache
 
+from .compat import cache_kwargs, output_cache
 from .diagnostics import MIDiagnostics
 from .m3id import MIConfig, mi_amplify
 
@@ -248,7 +249,7 @@ class MIAmplifiedLogitsProcessor(LogitsProcessor):
             **extra,
         )
         # Run the prompts once and copy their cache to the beams / return sequences.
-        cache = outputs.cache
+        cache = output_cache(outputs)
         logits = outputs.logits[:, -1]
         next_position_ids = position_ids[:, -1:] + 1
         if group_size > 1:
@@ -288,10 +289,10 @@ class MIAmplifiedLogitsProcessor(LogitsProcessor):
             input_ids=new_tokens,
             attention_mask=state.attention_mask,
             position_ids=state.next_position_ids,
-            cache=state.cache,
             use_cache=True,
+            **cache_kwargs(state.cache),
         )
-        state.cache = outputs.cache
+        state.cache = output_cache(outputs)
         state.next_position_ids = state.next_position_ids + 1
         state.seen_ids = input_ids.clone()
         state.step += 1

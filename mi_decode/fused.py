@@ -16,6 +16,7 @@ from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteria
 from transformers.generation import GenerateDecoderOnlyOutput
 from transformers.generation.configuration_utils import GenerationMode
 
+from .compat import CACHE_NAME, cache_kwargs, output_cache
 from .contrastive import (
     check_unconditional_inputs,
     position_ids_from_attention_mask,
@@ -27,7 +28,7 @@ from .m3id import MIConfig, mi_amplify
 
 _SUPPORTED_MODES = (GenerationMode.GREEDY_SEARCH, GenerationMode.SAMPLE)
 # Inputs generate prepares for its own loop; the fused loop builds its own for 2B rows.
-_GENERATE_MANAGED_INPUTS = ("cache", "attention_mask", "position_ids", "use_cache", "logits_to_keep")
+_GENERATE_MANAGED_INPUTS = (CACHE_NAME, "attention_mask", "position_ids", "use_cache", "logits_to_keep")
 
 
 # On CPU, MKL computes F.linear(x, W) for a few rows of x several times slower than W @ x^T: on this
@@ -125,7 +126,7 @@ def fused_mi_decoding(
         raise ValueError("fused MI decoding supports decoder-only models")
     if model_kwargs.get("inputs_embeds") is not None:
         raise ValueError("fused MI decoding needs `input_ids`, not `inputs_embeds`")
-    if getattr(model_kwargs.get("cache"), "_is_user_defined", False):
+    if getattr(model_kwargs.get(CACHE_NAME), "_is_user_defined", False):
         raise ValueError("fused MI decoding builds its own 2B-row cache; do not pass `cache`")
 
     device = input_ids.device
@@ -214,8 +215,8 @@ def fused_mi_decoding(
                 input_ids=next_tokens.repeat(2)[:, None],
                 attention_mask=attention_mask[:, :length] if padded else None,
                 position_ids=next_position_ids,
-                cache=outputs.cache,
                 use_cache=True,
+                **cache_kwargs(output_cache(outputs)),
             )
             next_position_ids += 1  # the forward is done with it; reuse the buffer
 
@@ -228,16 +229,35 @@ def fused_mi_decoding(
     return input_ids
 
 
+def sampling_kwargs(model, generate_kwargs: Mapping) -> dict:
+    """``generate_kwargs`` with ``top_k=0`` added when sampling and no top-k was asked for.
+
+    transformers fills in its global default ``top_k=50`` whenever ``do_sample=True`` and neither the call
+    nor the model's generation config sets ``top_k``, which silently truncates what mi_decode's warpers and
+    rules see. Greedy calls are left alone (transformers warns about sampling flags there)."""
+    kwargs = dict(generate_kwargs)
+    config = kwargs.get("generation_config") or model.generation_config
+    do_sample = kwargs.get("do_sample", config.do_sample)
+    if do_sample and "top_k" not in kwargs and config.top_k is None:
+        kwargs["top_k"] = 0
+    return kwargs
+
+
 def generate(
     model,
     inputs: torch.Tensor | None = None,
     *,
-    unconditional_inputs: Mapping[str, torch.Tensor],
+    unconditional_inputs: Mapping[str, torch.Tensor] | None = None,
     mi_config: MIConfig | None = None,
     diagnostics: MIDiagnostics | None = None,
     **generate_kwargs,
 ) -> GenerateDecoderOnlyOutput | torch.LongTensor:
-    """``model.generate`` with fused MI amplification (see :func:`fused_mi_decoding`).
+    """``model.generate``, with fused MI amplification when there is something to contrast with.
+
+    With ``unconditional_inputs`` (the prompts without their condition), both branches run in one forward
+    over 2B rows (:func:`fused_mi_decoding`) under ``mi_config`` (default :class:`MIConfig()`, M3ID). Without
+    them and without ``mi_config`` this is plain ``model.generate``. Either way sampling uses the full
+    distribution unless ``top_k`` is given (see :func:`sampling_kwargs`).
 
     Takes everything ``model.generate`` takes (``input_ids``, ``attention_mask``, ``max_new_tokens``,
     ``do_sample``, ``temperature``, ``top_k``, ``logits_processor``, ``stopping_criteria``, ...).
@@ -251,6 +271,14 @@ def generate(
         ...     model, **inputs, unconditional_inputs=tokenizer([question], return_tensors="pt"), max_new_tokens=8
         ... )  # doctest: +SKIP
     """
+    generate_kwargs = sampling_kwargs(model, generate_kwargs)
+    if unconditional_inputs is None:
+        if mi_config is not None or diagnostics is not None:
+            raise ValueError(
+                "MI decoding needs `unconditional_inputs` (the prompts without their condition); without them, "
+                "drop `mi_config` and `diagnostics` for plain generation"
+            )
+        return model.generate(inputs, **generate_kwargs)
     if generate_kwargs.get("assistant_model") is not None:
         raise ValueError("fused MI decoding does not support assisted decoding (`assistant_model`)")
     if generate_kwargs.get("streamer") is not None:

@@ -10,6 +10,7 @@ import torch
 from test_mi_processor import STRONG_M3ID, generate_drop_in, left_pad, random_prompts
 
 import mi_decode.fused as fused
+from mi_decode.compat import cache_kwargs
 from mi_decode.contrastive import MIAmplifiedLogitsProcessor
 from mi_decode.diagnostics import MIDiagnostics
 from mi_decode.m3id import MIConfig
@@ -223,7 +224,7 @@ def test_a_user_cache_is_refused(tiny_llama):
     with pytest.raises(ValueError, match="own 2B-row cache"):
         fused.generate(
             tiny_llama, **left_pad(random_prompts([4], seed=39)), unconditional_inputs=left_pad([[5]]),
-            cache=DynamicCache(config=tiny_llama.config), max_new_tokens=2,
+            **cache_kwargs(DynamicCache(config=tiny_llama.config)), max_new_tokens=2,
         )  # fmt: skip
 
 

@@ -8,6 +8,7 @@ import torch
 from transformers import UnbatchedClassifierFreeGuidanceLogitsProcessor
 
 import mi_decode.fused as fused
+from mi_decode.compat import CACHE_NAME
 from mi_decode.contrastive import MIAmplifiedLogitsProcessor
 from mi_decode.m3id import MIConfig
 
@@ -29,7 +30,8 @@ def transformers_cfg(model, conditioned, unconditioned, guidance_scale):
     out = model.generate(
         **conditioned, logits_processor=[processor], max_new_tokens=NEW_TOKENS, do_sample=False
     )
-    assert processor.unconditional_context["cache"] is not None  # v5 models take `cache=` and return `.cache`
+    # Its KV cache was used (the key is `cache` from transformers 5.20, `past_key_values` before).
+    assert processor.unconditional_context[CACHE_NAME] is not None
     return out
 
 
@@ -51,8 +53,8 @@ def test_constant_rule_matches_transformers_cfg_one_prompt_at_a_time(embedded):
     """rule=constant with w = guidance_scale - 1 gives transformers' UnbatchedClassifierFreeGuidanceLogitsProcessor's
     greedy tokens in both paths.
 
-    The reference runs with its KV cache (``use_cache=True``): in transformers 5.x models accept the ``cache=``
-    keyword that processor passes and return ``.cache``, so its cache is used (asserted in ``transformers_cfg``); on a
+    The reference runs with its KV cache (``use_cache=True``): models accept the cache keyword that processor passes
+    (``past_key_values`` before transformers 5.20, ``cache`` since) and return it, so its cache is used (asserted in ``transformers_cfg``); on a
     sample prompt its scores agreed with ``use_cache=False`` (full recomputation each step) to 3e-5. Unpadded single prompts
     avoid its position-id problem with padding (see test_mi_processor.py)."""
     model, tokenizer = embedded

@@ -30,13 +30,13 @@ The pointwise mutual information l_c(y) - l_u(y) is what gets amplified: it is l
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
-
-RULES = ("m3id", "constant")
 
 # Defaults from the papers: M3ID section 4 (lambda, alpha), CAD section 3 (w), VCD section 3.3 (beta).
 DEFAULT_LAMBDA = 0.02
@@ -46,15 +46,78 @@ CAD_WEIGHT_KNOWLEDGE_CONFLICT = 1.0
 DEFAULT_PLAUSIBILITY_BETA = 0.1
 
 
+class MIConfigError(ValueError):
+    """An MI option is invalid; ``field`` is the :class:`MIConfig` field at fault, so a front end (the CLI, a
+    suite) can name its own option instead."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(message)
+
+
 def _check_number(name: str, value, *, low: float, high: float = math.inf, low_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"`{name}` must be a number, got {value!r}")
+        raise MIConfigError(name, f"`{name}` must be a number, got {value!r}")
     value = float(value)
     below = value <= low if low_open else value < low
     if below or value > high or math.isnan(value):
         bracket = "(" if low_open else "["
-        raise ValueError(f"`{name}` must be in {bracket}{low}, {high}], got {value}")
+        raise MIConfigError(name, f"`{name}` must be in {bracket}{low}, {high}], got {value}")
     return value
+
+
+WeightFunction = Callable[["MIConfig", int, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One MI weight schedule of :data:`RULES`.
+
+    Attributes:
+        name: what ``MIConfig.rule`` (and ``--mi``, and a suite's ``rule:``) calls it.
+        parameters: the :class:`MIConfig` fields it reads, besides ``plausibility_beta`` (every rule).
+        weight: ``weight(config, step, l_c, l_u) -> (B,)`` weight per row before the gate; ``l_c``, ``l_u`` are
+            the log-softmaxed branches (float32 at least), ``step`` is 1 at the first new token.
+        gated: whether M3ID's confidence gate ``max_y l_c(y) < log(alpha)`` switches the weight off.
+        summary: one line for help texts.
+    """
+
+    name: str
+    parameters: tuple[str, ...]
+    weight: WeightFunction
+    gated: bool
+    summary: str
+
+
+def _m3id_weight(config: MIConfig, step: int, conditioned: torch.Tensor, unconditioned: torch.Tensor):
+    return conditioned.new_full(conditioned.shape[:1], config.weight_at(step))
+
+
+def _constant_weight(config: MIConfig, step: int, conditioned: torch.Tensor, unconditioned: torch.Tensor):
+    return conditioned.new_full(conditioned.shape[:1], config.weight)
+
+
+# The rule table: a new weight schedule is one entry here (plus its MIConfig fields) and one CLI flag.
+RULES: dict[str, Rule] = {
+    rule.name: rule
+    for rule in (
+        Rule(
+            "m3id",
+            ("lam", "alpha", "max_weight", "t0"),
+            _m3id_weight,
+            gated=True,
+            summary="M3ID: weight exp(lambda t) - 1, gated by the conditioned model's confidence (Favero et al. 2024)",
+        ),
+        Rule(
+            "constant",
+            ("weight",),
+            _constant_weight,
+            gated=False,
+            summary="CAD / CFG: a constant weight w (Shi et al. 2023; Sanchez et al. 2023)",
+        ),
+    )
+}
+COMMON_PARAMETERS = ("plausibility_beta",)
 
 
 @dataclass(frozen=True)
@@ -62,7 +125,8 @@ class MIConfig:
     """Arguments of the MI-amplification rule, validated on construction.
 
     Args:
-        rule: ``"m3id"`` (time-growing weight with confidence gate) or ``"constant"`` (CAD/CFG).
+        rule: a name in :data:`RULES`: ``"m3id"`` (time-growing weight with confidence gate) or ``"constant"``
+            (CAD/CFG).
         lam: M3ID's lambda, the growth rate of the weight exp(lambda * t) - 1 (default 0.02, M3ID).
         alpha: M3ID's confidence gate: correct only when max_y p_c(y) < alpha (default 0.3, M3ID).
             ``alpha=1`` turns the gate off (always correct).
@@ -73,9 +137,18 @@ class MIConfig:
             long generations the gated steps are decided almost entirely by l_c - l_u; set a cap to bound that.
         plausibility_beta: VCD's beta in (0, 1]; ``None`` (default) disables the cut, 0.1 is VCD's value.
         t0: offset added to the step counter (M3ID lets the decay start as if t0 tokens had been generated).
+
+    Example:
+        >>> from mi_decode import MIConfig
+        >>> MIConfig(rule="constant", weight=1.0).weight_at(5)
+        1.0
+        >>> MIConfig.from_options({"rule": "m3id", "weight": 1.0})
+        Traceback (most recent call last):
+        ...
+        mi_decode.m3id.MIConfigError: option 'weight' does not apply to rule 'm3id' (its options: lam, alpha, max_weight, t0, plausibility_beta)
     """
 
-    rule: Literal["m3id", "constant"] = "m3id"
+    rule: str = "m3id"
     lam: float = DEFAULT_LAMBDA
     alpha: float = DEFAULT_ALPHA
     weight: float = CAD_WEIGHT_SUMMARISATION
@@ -85,7 +158,7 @@ class MIConfig:
 
     def __post_init__(self):
         if self.rule not in RULES:
-            raise ValueError(f"`rule` must be one of {RULES}, got {self.rule!r}")
+            raise MIConfigError("rule", f"`rule` must be one of {list(RULES)}, got {self.rule!r}")
         object.__setattr__(self, "lam", _check_number("lam", self.lam, low=0.0, low_open=True))
         object.__setattr__(
             self, "alpha", _check_number("alpha", self.alpha, low=0.0, high=1.0, low_open=True)
@@ -99,7 +172,34 @@ class MIConfig:
             )
             object.__setattr__(self, "plausibility_beta", beta)
         if isinstance(self.t0, bool) or not isinstance(self.t0, int) or self.t0 < 0:
-            raise ValueError(f"`t0` must be an integer >= 0, got {self.t0!r}")
+            raise MIConfigError("t0", f"`t0` must be an integer >= 0, got {self.t0!r}")
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, object], names: Mapping[str, str] | None = None) -> MIConfig:
+        """Build a config from user options (a suite's method, the CLI's flags), refusing options that the
+        chosen rule does not read. ``names`` maps field names to what the user typed (e.g. ``"--mi-weight"``)
+        for the error messages."""
+        names = names or {}
+        fields = {field.name for field in dataclasses.fields(cls)}
+        unknown = [key for key in options if key not in fields]
+        if unknown:
+            raise MIConfigError(
+                unknown[0], f"unknown MI option {unknown[0]!r}; known: {', '.join(sorted(fields))}"
+            )
+        rule_name = options.get("rule", cls.rule)
+        if rule_name not in RULES:
+            raise MIConfigError(
+                "rule", f"{names.get('rule', 'rule')} must be one of {', '.join(RULES)}, got {rule_name!r}"
+            )
+        allowed = ("rule", *RULES[rule_name].parameters, *COMMON_PARAMETERS)
+        for key in options:
+            if key not in allowed:
+                own = ", ".join(names.get(name, name) for name in allowed[1:] if not names or name in names)
+                raise MIConfigError(
+                    key,
+                    f"option {names.get(key, key)!r} does not apply to rule {rule_name!r} (its options: {own})",
+                )
+        return cls(**options)
 
     @classmethod
     def from_guidance_scale(cls, guidance_scale: float, **kwargs) -> MIConfig:
@@ -107,7 +207,7 @@ class MIConfig:
         return cls(rule="constant", weight=guidance_scale - 1, **kwargs)
 
     def weight_at(self, step: int) -> float:
-        """The weight applied at ``step`` (1 at the first new token), before the gate."""
+        """The weight the time-dependent rules apply at ``step`` (1 at the first new token), before the gate."""
         if self.rule == "constant":
             return self.weight
         weight = math.expm1(self.lam * (step + self.t0))  # (1 - gamma) / gamma, exactly
@@ -175,15 +275,12 @@ def mi_amplify(
         unconditioned = _floor_masked(conditioned, unconditioned, masked_unconditioned)
     pointwise_mi = conditioned - unconditioned  # -inf where l_c is -inf, finite elsewhere
 
-    weight = torch.full(conditioned.shape[:1], config.weight_at(step), dtype=dtype, device=conditioned.device)
+    rule = RULES[config.rule]
+    weight = rule.weight(config, step, conditioned, unconditioned)
     max_conditioned = conditioned.amax(dim=-1)
-    if config.rule == "m3id":
+    if rule.gated and config.alpha < 1:
         # alpha = 1 means "always correct"; comparing with log(1) = 0 would depend on rounding.
-        gate = (
-            max_conditioned < math.log(config.alpha)
-            if config.alpha < 1
-            else torch.ones_like(max_conditioned, dtype=torch.bool)
-        )
+        gate = max_conditioned < math.log(config.alpha)
         weight = weight * gate
     else:
         gate = torch.ones_like(max_conditioned, dtype=torch.bool)

@@ -13,7 +13,7 @@ from .contrastive import MIAmplifiedLogitsProcessor
 from .diagnostics import MIDiagnostics
 from .fused import generate
 from .m3id import MIConfig, mi_amplify
-from .models import DEFAULT_MODEL, load_model
+from .models import DEFAULT_MODEL, embedded_model_path, load_model
 from .rank import PromptRanking, rank_prompts
 from .selection import select_prompts
 from .templates import PromptTemplate, load_templates
@@ -28,6 +28,7 @@ __all__ = [
     "PromptRanking",
     "PromptTemplate",
     "__version__",
+    "embedded_model_path",
     "generate",
     "load_model",
     "load_templates",

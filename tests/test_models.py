@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import safetensors
 import safetensors.torch
 import torch
 import transformers
@@ -33,11 +36,11 @@ def fake_gguf(tmp_path, monkeypatch, embedded):
 def test_interrupted_conversion_leaves_no_cache(fake_gguf, monkeypatch, tmp_path):
     gguf, tiny = fake_gguf
 
-    def write_half_then_die(model, filename, **kwargs):
-        Path(filename).write_bytes(b"\0" * 100)  # a truncated weights file
+    def write_half_then_die(model, directory, **kwargs):
+        (Path(directory) / "model.safetensors").write_bytes(b"\0" * 100)  # a truncated weights file
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(safetensors.torch, "save_model", write_half_then_die)
+    monkeypatch.setattr(transformers.PreTrainedModel, "save_pretrained", write_half_then_die)
     with pytest.raises(KeyboardInterrupt):
         models.embedded_model_path()
     cache_models = tmp_path / "cache" / "models"
@@ -50,14 +53,27 @@ def test_conversion_writes_a_loadable_checkpoint_once(fake_gguf, monkeypatch):
     assert (path / "model.safetensors").is_file()
     config = json.loads((path / "config.json").read_text())
     assert "quantization_config" not in config
+    # transformers' own layout: the architecture named, the weights as save_pretrained writes them.
+    assert config["architectures"] == ["LlamaForCausalLM"]
     weights = safetensors.torch.load_file(path / "model.safetensors")
     assert torch.equal(weights["model.embed_tokens.weight"], tiny.model.embed_tokens.weight)
+    assert torch.equal(weights["lm_head.weight"], tiny.lm_head.weight)  # the tiny model is untied
+    assert (path / "generation_config.json").is_file() and (path / "tokenizer_config.json").is_file()
 
     def must_not_convert(*args, **kwargs):
         raise AssertionError("the cached copy should have been reused")
 
     monkeypatch.setattr(models, "_convert_embedded", must_not_convert)
     assert models.embedded_model_path() == path
+
+
+def test_a_cache_of_an_older_format_is_rebuilt(fake_gguf):
+    stale = models._embedded_cache_path(fake_gguf[0]).parent / "SmolLM2-135M-Instruct-Q4_1-f32-v1-16"
+    stale.mkdir(parents=True)
+    (stale / "model.safetensors").write_bytes(b"old layout")
+    path = models.embedded_model_path()
+    assert path != stale and f"-v{models._CACHE_FORMAT}-" in path.name
+    assert json.loads((path / "config.json").read_text())["architectures"] == ["LlamaForCausalLM"]
 
 
 def test_missing_model_package_says_how_to_install(monkeypatch):
@@ -104,3 +120,34 @@ def test_embedded_model_is_smollm2(embedded):
     )
     out = model.generate(**inputs, max_new_tokens=10, do_sample=False)
     assert "Paris" in tokenizer.decode(out[0, inputs["input_ids"].shape[1] :])
+
+
+@pytest.mark.embedded
+def test_plain_transformers_reads_the_cache_with_the_same_logits(embedded, tmp_path):
+    """Another engine sees what load_model() sees: transformers alone, in a process that never imports
+    mi_decode, loads the cache folder and gives the same logits (the old cache gave uniform logits in vLLM)."""
+    model, tokenizer = embedded
+    prompt = "The capital of France is"
+    script = f"""
+import sys, torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+path = {str(models.embedded_model_path())!r}
+tokenizer = AutoTokenizer.from_pretrained(path)
+model = AutoModelForCausalLM.from_pretrained(path)
+ids = tokenizer({prompt!r}, return_tensors="pt")
+with torch.inference_mode():
+    torch.save(model(**ids).logits, {str(tmp_path / "logits.pt")!r})
+assert "mi_decode" not in sys.modules
+"""
+    path = models.embedded_model_path()
+    config = json.loads((path / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForCausalLM"] and config["tie_word_embeddings"] is True
+    with safetensors.safe_open(path / "model.safetensors", "pt") as weights:
+        assert "model.embed_tokens.weight" in weights.keys() and "lm_head.weight" not in weights.keys()
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path)
+    plain = torch.load(tmp_path / "logits.pt")
+    with torch.inference_mode():
+        ours = model(**tokenizer(prompt, return_tensors="pt")).logits
+    assert plain.shape == ours.shape
+    assert torch.equal(plain, ours)
+    assert plain[0, -1].std() > 1.0  # not the uniform logits of a folder without its embedding

@@ -11,9 +11,31 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..m3id import DEFAULT_ALPHA, DEFAULT_LAMBDA, DEFAULT_PLAUSIBILITY_BETA, RULES
+from ..m3id import (
+    CAD_WEIGHT_SUMMARISATION,
+    DEFAULT_ALPHA,
+    DEFAULT_LAMBDA,
+    DEFAULT_PLAUSIBILITY_BETA,
+    RULES,
+    MIConfig,
+    MIConfigError,
+)
 from ..models import DEFAULT_MODEL
 from .types import positive_int, unit_interval
+
+# The one place where the CLI's flags meet MIConfig's field names (which suites use verbatim).
+MI_FLAGS = {
+    "rule": "--mi",
+    "lam": "--mi-lambda",
+    "alpha": "--mi-alpha",
+    "weight": "--mi-weight",
+    "max_weight": "--mi-max-weight",
+    "plausibility_beta": "--plausibility",
+}
+
+
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
 
 
 def add_subcommand(subparsers) -> None:
@@ -49,37 +71,8 @@ def add_subcommand(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:
-    import torch
-
-    from ..models import encode_prompts, load_model
-    from ..typical import LocallyTypicalLogitsWarper
-
-    model, tokenizer = load_model(args.model)
-    if mi_requested(args):
-        print(run_mi_generate(args, model, tokenizer))
-        return 0
-    inputs = encode_prompts(tokenizer, [args.prompt], args.chat)
-    torch.manual_seed(args.seed)
-    processors = []
-    if args.typical_p is not None:
-        processors.append(LocallyTypicalLogitsWarper(tau=args.typical_p))
-    with torch.inference_mode():
-        output = model.generate(
-            **inputs,
-            max_new_tokens=args.max_new_tokens,
-            do_sample=args.typical_p is not None,
-            top_k=0,  # transformers samples with top_k=50 unless told otherwise
-            logits_processor=processors,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    new_tokens = output[0, inputs["input_ids"].shape[1] :]
-    print(tokenizer.decode(new_tokens, skip_special_tokens=True))
-    return 0
-
-
 def add_mi_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the MI options to the ``generate`` sub-parser."""
+    """Add the MI options (:data:`MI_FLAGS`) to the ``generate`` sub-parser."""
     group = parser.add_argument_group(
         "MI-amplified decoding",
         "Contrast the prompt with a condition (--context) or against a negative prompt, amplifying the tokens "
@@ -95,26 +88,28 @@ def add_mi_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="TEXT",
         help="unconditioned text to steer away from (instead of --context)",
     )
+    rules = "; ".join(f"{name}: {rule.summary}" for name, rule in RULES.items())
     group.add_argument(
-        "--mi",
-        choices=RULES,
-        default=None,
-        help="rule: m3id (default with --context/--negative-prompt) or constant",
+        MI_FLAGS["rule"], choices=list(RULES), default=None, help=f"the rule (default m3id). {rules}"
     )
     group.add_argument(
-        "--mi-lambda", type=float, default=None, help=f"M3ID's weight growth rate (default {DEFAULT_LAMBDA})"
+        MI_FLAGS["lam"], type=float, default=None, help=f"M3ID's weight growth rate (default {DEFAULT_LAMBDA})"
     )
     group.add_argument(
-        "--mi-alpha", type=float, default=None, help=f"M3ID's confidence gate (default {DEFAULT_ALPHA})"
+        MI_FLAGS["alpha"], type=float, default=None, help=f"M3ID's confidence gate (default {DEFAULT_ALPHA})"
     )
     group.add_argument(
-        "--mi-weight",
+        MI_FLAGS["max_weight"], type=float, default=None, help="cap on M3ID's weight (default: no cap)"
+    )
+    group.add_argument(
+        MI_FLAGS["weight"],
         type=float,
         default=None,
-        help="constant rule's w (default 0.5; CAD: 0.5 summaries, 1.0 knowledge conflicts; = guidance_scale - 1)",
+        help=f"constant rule's w (default {CAD_WEIGHT_SUMMARISATION}; CAD: 0.5 summaries, 1.0 knowledge "
+        "conflicts; = guidance_scale - 1)",
     )
     group.add_argument(
-        "--plausibility",
+        MI_FLAGS["plausibility_beta"],
         type=float,
         nargs="?",
         const=DEFAULT_PLAUSIBILITY_BETA,
@@ -131,11 +126,22 @@ def add_mi_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def mi_requested(args: argparse.Namespace) -> bool:
-    """Whether any MI option was given, i.e. whether ``generate`` should call :func:`run_mi_generate`."""
-    return any(
-        getattr(args, name) is not None
-        for name in ("context", "negative_prompt", "mi", "mi_lambda", "mi_alpha", "mi_weight", "plausibility")
-    )
+    """Whether any MI option was given."""
+    names = ("context", "negative_prompt", *(_dest(flag) for flag in MI_FLAGS.values()))
+    return any(getattr(args, name) is not None for name in names)
+
+
+def mi_config_from_args(args: argparse.Namespace) -> MIConfig:
+    """The :class:`MIConfig` of the parsed flags; errors name the flags, not the config's fields."""
+    options = {field: getattr(args, _dest(flag)) for field, flag in MI_FLAGS.items()}
+    options = {field: value for field, value in options.items() if value is not None}
+    try:
+        return MIConfig.from_options(options, names=MI_FLAGS)
+    except MIConfigError as error:
+        message = str(error)
+        for field, flag in MI_FLAGS.items():
+            message = message.replace(f"`{field}`", flag)
+        raise ValueError(message) from None
 
 
 def _read_context(value: str) -> str:
@@ -145,71 +151,62 @@ def _read_context(value: str) -> str:
     return text
 
 
-def _mi_config(args: argparse.Namespace):
-    from ..m3id import MIConfig
-
-    rule = args.mi or "m3id"
-    if rule == "m3id" and args.mi_weight is not None:
-        raise ValueError("--mi-weight applies to --mi constant; M3ID's weight is set by --mi-lambda")
-    if rule == "constant" and (args.mi_lambda is not None or args.mi_alpha is not None):
-        raise ValueError("--mi-lambda and --mi-alpha apply to --mi m3id, not --mi constant")
-    options = {
-        "mi_lambda": "lam",
-        "mi_alpha": "alpha",
-        "mi_weight": "weight",
-        "plausibility": "plausibility_beta",
-    }
-    given = {field: getattr(args, name) for name, field in options.items() if getattr(args, name) is not None}
-    return MIConfig(rule=rule, **given)
+def mi_prompts(args: argparse.Namespace) -> tuple[str, str]:
+    """(conditioned, unconditioned) prompt texts of the MI options."""
+    if args.context is None and args.negative_prompt is None:
+        raise ValueError("MI decoding needs --context or --negative-prompt (what to contrast the prompt with)")
+    if args.context is not None and args.negative_prompt is not None:
+        raise ValueError("give either --context or --negative-prompt, not both")
+    if args.context is not None:
+        return f"{_read_context(args.context).rstrip()}\n\n{args.prompt}", args.prompt
+    return args.prompt, args.negative_prompt
 
 
-def run_mi_generate(args: argparse.Namespace, model, tokenizer) -> str:
-    """Generate with MI amplification from the parsed ``generate`` options and return the new text.
-
-    Uses ``args.prompt``, ``args.chat``, ``args.max_new_tokens``, ``args.seed`` and ``args.typical_p`` (locally
-    typical sampling after the MI rule) besides the options of :func:`add_mi_arguments`.
-    """
+def generate_text(args: argparse.Namespace, model, tokenizer) -> str:
+    """The new text for the parsed ``generate`` options (plain, typical and/or MI)."""
     import torch
 
     from ..contrastive import MIAmplifiedLogitsProcessor
-    from ..fused import generate as fused_generate
+    from ..fused import generate
     from ..models import encode_prompts
     from ..typical import LocallyTypicalLogitsWarper
 
-    if args.context is None and args.negative_prompt is None:
-        raise ValueError(
-            "MI decoding needs --context or --negative-prompt (what to contrast the prompt with)"
-        )
-    if args.context is not None and args.negative_prompt is not None:
-        raise ValueError("give either --context or --negative-prompt, not both")
-    config = _mi_config(args)
-    if args.context is not None:
-        conditioned_text = f"{_read_context(args.context).rstrip()}\n\n{args.prompt}"
-        unconditioned_text = args.prompt
-    else:
-        conditioned_text, unconditioned_text = args.prompt, args.negative_prompt
-    conditioned = encode_prompts(tokenizer, [conditioned_text], args.chat)
-    unconditioned = encode_prompts(tokenizer, [unconditioned_text], args.chat)
-
+    config, unconditioned = None, None
+    text = args.prompt
+    if mi_requested(args):
+        config = mi_config_from_args(args)
+        text, unconditioned_text = mi_prompts(args)
+        unconditioned = encode_prompts(tokenizer, [unconditioned_text], args.chat)
+    inputs = encode_prompts(tokenizer, [text], args.chat)
     warpers = [] if args.typical_p is None else [LocallyTypicalLogitsWarper(tau=args.typical_p)]
-    generate_kwargs = {
+    kwargs = {
         "max_new_tokens": args.max_new_tokens,
         "do_sample": args.typical_p is not None,
-        "top_k": 0,  # transformers samples with top_k=50 unless told otherwise
         "pad_token_id": tokenizer.pad_token_id,
     }
     torch.manual_seed(args.seed)
     with torch.inference_mode():
-        if args.fused:
-            output = fused_generate(
+        if config is not None and not args.fused:
+            processor = MIAmplifiedLogitsProcessor(model, unconditioned, config)
+            output = generate(model, **inputs, logits_processor=[processor, *warpers], **kwargs)
+        else:
+            output = generate(
                 model,
-                **conditioned,
+                **inputs,
                 unconditional_inputs=unconditioned,
                 mi_config=config,
                 logits_processor=warpers,
-                **generate_kwargs,
+                **kwargs,
             )
-        else:
-            processor = MIAmplifiedLogitsProcessor(model, unconditioned, config)
-            output = model.generate(**conditioned, logits_processor=[processor, *warpers], **generate_kwargs)
-    return tokenizer.decode(output[0, conditioned["input_ids"].shape[1] :], skip_special_tokens=True)
+    return tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..models import load_model
+
+    if mi_requested(args):  # refuse bad flags before spending seconds on the model
+        mi_config_from_args(args)
+        mi_prompts(args)
+    model, tokenizer = load_model(args.model)
+    print(generate_text(args, model, tokenizer))
+    return 0

@@ -2,6 +2,9 @@
 
 mi-decode generate --prompt "Once upon a time" --typical-p 0.2
 mi-decode generate --prompt "Who wrote it?" --context @article.txt --mi m3id --chat
+mi-decode rank-prompts --templates templates.yaml --data inputs.jsonl
+mi-decode eval --quick
+mi-decode model-path
 """
 
 from __future__ import annotations
@@ -33,7 +36,21 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_subcommand(subparsers)
     rank_prompts.add_subcommand(subparsers)
     add_eval(subparsers)
+    model_path = subparsers.add_parser(
+        "model-path",
+        help="print the folder of the embedded model (a standard Hugging Face model folder)",
+        description="Print the local folder of the converted embedded SmolLM2-135M-Instruct, converting it on "
+        "first use, to point other tools at it: vllm serve \"$(mi-decode model-path)\"",
+    )
+    model_path.set_defaults(func=_print_model_path)
     return parser
+
+
+def _print_model_path(args) -> int:
+    from ..models import embedded_model_path
+
+    print(embedded_model_path())
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

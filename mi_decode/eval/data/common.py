@@ -1,14 +1,10 @@
-"""Shared parts of the data loaders: where the data folder is, the errors, row checks, and reading
-JSONL/CSV files and Hub splits with the file and line of any bad row."""
+"""Shared parts of the data loaders: where the data folder is, the released files and their row counts, the
+errors, row checks, and the Hugging Face Hub fallback."""
 
 from __future__ import annotations
 
-import csv
-import gzip
-import json
 import os
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,18 +44,25 @@ CNNDM_HUB = ("abisee/cnn_dailymail", "3.0.0", "test")
 CNNDM_HUB_ROWS = 300  # as many test articles as CAD's set
 MEMOTRAP_COLUMNS = ("prompt", "classes", "answer_index")
 
+# Seconds to wait for the Hub's answer to one metadata request before calling it unreachable.
+HUB_PROBE_TIMEOUT = 10.0
+
 
 class DataFileError(ValueError):
-    """A data file (or a Hub row) is malformed. ``path`` names the file, ``line`` the line (or Hub row) at
-    fault, ``None`` when the problem is the file as a whole (a missing tail, a repeated id); the message
-    names both."""
+    """A data file (or a Hub row) is malformed. ``path`` names the file (or the set), ``line`` the line (or
+    row, see ``unit``) at fault, ``None`` when the problem is the file as a whole (a missing tail, a repeated
+    id); the message names both, on one line."""
 
     def __init__(self, path: str | os.PathLike, line: int | None, problem: str, *, unit: str = "line"):
         self.path = str(path)
         self.line = line
+        self.unit = unit
         self.problem = problem
-        where = self.path if line is None else f"{self.path}, {unit} {line}"
-        super().__init__(f"{where}: {problem}")
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = self.path if self.line is None else f"{self.path}, {self.unit} {self.line}"
+        return f"{where}: {self.problem}"
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -72,7 +75,7 @@ class _RowProblem(ValueError):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Loaders
+# The data folder
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -86,7 +89,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
 
     ```python
     >>> import os
-    >>> from mi_decode.eval_data import resolve_data_dir
+    >>> from mi_decode.eval.data import resolve_data_dir
     >>> resolve_data_dir(os.curdir).is_dir()
     True
 
@@ -106,22 +109,31 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
-def _interleave_by(examples: list, key: Callable[[Any], str]) -> list:
-    """Each group's first row in file order, then each group's second row, ...: a limit takes distinct
-    groups (questions, articles) first, since rows of one group are strongly correlated."""
-    groups: dict[str, list] = {}
-    for example in examples:
-        groups.setdefault(key(example), []).append(example)
-    rounds = max((len(rows) for rows in groups.values()), default=0)
-    return [rows[k] for k in range(rounds) for rows in groups.values() if k < len(rows)]
+def how_to_pass(relative: str) -> str:
+    return (
+        f"Pass data_dir=DIR (CLI: --data-dir DIR) or set {DATA_DIR_ENV}=DIR, where DIR is a folder laid out "
+        f"like the project's shared/data (see its README), containing DIR/{relative}."
+    )
+
+
+def data_file(folder: Path, relative: str, name: str) -> Path:
+    path = folder / relative
+    if not path.is_file():
+        raise DataNotFoundError(f"{name} data file not found: {path}. {how_to_pass(relative)}")
+    return path
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Row conversion
+# Row checks
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _text(row: dict[str, Any], key: str) -> str:
+def check_limit(limit: int | None) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+
+
+def text(row: Mapping[str, Any], key: str) -> str:
     if key not in row:
         raise _RowProblem(f"missing field {key!r}")
     value = row[key]
@@ -130,53 +142,69 @@ def _text(row: dict[str, Any], key: str) -> str:
     return value
 
 
-def _texts(row: dict[str, Any], key: str) -> tuple[str, ...]:
+def texts(row: Mapping[str, Any], key: str) -> list[str]:
     if key not in row:
         raise _RowProblem(f"missing field {key!r}")
     value = row[key]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+    if (
+        not isinstance(value, list | tuple)
+        or not value
+        or not all(isinstance(v, str) and v.strip() for v in value)
+    ):
         raise _RowProblem(f"field {key!r} must be a non-empty list of non-empty strings, got {value!r:.80}")
-    return tuple(value)
+    return list(value)
 
 
-def _row_id(row: dict[str, Any]) -> str:
-    if "id" not in row:
-        raise _RowProblem("missing field 'id'")
-    value = row["id"]
+def integer(row: Mapping[str, Any], key: str) -> int:
+    if key not in row:
+        raise _RowProblem(f"missing field {key!r}")
+    value = row[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _RowProblem(f"field {key!r} must be an integer, got {value!r:.80}")
+    return value
+
+
+def present(row: Mapping[str, Any], key: str) -> Any:
+    if key not in row:
+        raise _RowProblem(f"missing field {key!r}")
+    if row[key] is None:
+        raise _RowProblem(f"field {key!r} is empty (null)")
+    return row[key]
+
+
+def row_id(row: Mapping[str, Any], key: str = "id") -> str:
+    if key not in row:
+        raise _RowProblem(f"missing field {key!r}")
+    value = row[key]
     if isinstance(value, bool) or not isinstance(value, int | str) or str(value).strip() == "":
-        raise _RowProblem(f"field 'id' must be an integer or a non-empty string, got {value!r}")
+        raise _RowProblem(f"field {key!r} must be an integer or a non-empty string, got {value!r:.80}")
     return str(value)
 
 
-def _convert(
-    rows: Iterable[tuple[int, dict[str, Any]]],
-    converter: Callable[[dict[str, Any], int], Any],
-    source: str | os.PathLike,
-    *,
-    unit: str = "line",
-) -> list[Any]:
-    """Convert (line or row number, row) pairs to records, reporting a bad row with its source and number."""
-    examples = []
-    for index, (line, row) in enumerate(rows):
-        try:
-            examples.append(converter(row, index))
-        except _RowProblem as problem:
-            raise DataFileError(source, line, str(problem), unit=unit) from None
-    return examples
+# Field types a task can require of every example (see ``check_fields``).
+FIELD_CHECKS: dict[str, Callable[[Mapping[str, Any], str], Any]] = {
+    "text": text,
+    "texts": texts,
+    "int": integer,
+    "any": present,
+}
 
 
-def _unique_ids(examples: list[Any], path: Path) -> list[Any]:
+def unique_ids(examples: list[dict], source: str | os.PathLike) -> list[dict]:
+    """``examples`` unchanged if their ids are unique; else a DataFileError naming both data rows."""
     seen: dict[str, int] = {}
     for row_number, example in enumerate(examples, start=1):
-        if example.id in seen:
+        if example["id"] in seen:
             raise DataFileError(
-                path, None, f"id {example.id!r} of data row {row_number} repeats data row {seen[example.id]}"
+                source,
+                None,
+                f"id {example['id']!r} of data row {row_number} repeats data row {seen[example['id']]}",
             )
-        seen[example.id] = row_number
+        seen[example["id"]] = row_number
     return examples
 
 
-def _check_count(examples: list[Any], folder: Path, relative: str) -> None:
+def check_count(examples: list, folder: Path, relative: str) -> None:
     expected = EXPECTED_ROWS[relative]
     if len(examples) != expected:
         raise DataFileError(
@@ -186,108 +214,83 @@ def _check_count(examples: list[Any], folder: Path, relative: str) -> None:
         )
 
 
-def _check_limit(limit: int | None) -> None:
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+def interleave_by(examples: list[dict], key: str) -> list[dict]:
+    """Each group's first row in file order, then each group's second row, ...: a limit takes distinct
+    groups (questions, articles) first, since rows of one group are strongly correlated."""
+    groups: dict[str, list[dict]] = {}
+    for example in examples:
+        groups.setdefault(example[key], []).append(example)
+    rounds = max((len(rows) for rows in groups.values()), default=0)
+    return [rows[k] for k in range(rounds) for rows in groups.values() if k < len(rows)]
+
+
+def convert_hub_rows(
+    rows: Iterable[dict[str, Any]], converter: Callable[[dict[str, Any], int], dict], source: str
+) -> list[dict]:
+    """Convert Hub rows, reporting a bad one with its 1-based row number."""
+    examples = []
+    for index, row in enumerate(rows):
+        try:
+            examples.append(converter(dict(row), index))
+        except _RowProblem as problem:
+            raise DataFileError(source, index + 1, str(problem), unit="row") from None
+    return examples
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Reading files and the Hub
+# The Hub
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _how_to_pass(relative: str) -> str:
-    return (
-        f"Pass data_dir=DIR (CLI: --data-dir DIR) or set {DATA_DIR_ENV}=DIR, where DIR is a folder laid out "
-        f"like the project's shared/data (see its README), containing DIR/{relative}."
-    )
-
-
-def _data_file(folder: Path, relative: str, name: str) -> Path:
-    path = folder / relative
-    if not path.is_file():
-        raise DataNotFoundError(f"{name} data file not found: {path}. {_how_to_pass(relative)}")
-    return path
-
-
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, object) for each non-blank line of a JSONL file, gzipped if it ends in .gz."""
-    line_number = 0
-    with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as handle:
-        try:
-            for line_number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except (UnicodeDecodeError, json.JSONDecodeError) as error:
-                    raise DataFileError(path, line_number, f"invalid JSON ({error})") from None
-                if not isinstance(row, dict):
-                    raise DataFileError(
-                        path, line_number, f"expected a JSON object, got {type(row).__name__}"
-                    )
-                yield line_number, row
-        except (EOFError, gzip.BadGzipFile, zlib.error) as error:
-            raise DataFileError(
-                path,
-                line_number + 1,
-                f"truncated or corrupt gzip data after {line_number} complete lines ({error})",
-            ) from None
-
-
-def _read_csv(path: Path, columns: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield (first line of the record, row) for each record of a CSV file with exactly ``columns``."""
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, strict=True)
-        start = 1
-        try:
-            header = next(reader, None)
-            if header != list(columns):
-                raise DataFileError(path, 1, f"expected the columns {list(columns)}, found {header}")
-            start = reader.line_num + 1
-            for fields in reader:
-                if fields:  # csv yields [] for a blank line
-                    if len(fields) != len(columns):
-                        raise DataFileError(
-                            path,
-                            start,
-                            f"expected {len(columns)} fields {list(columns)}, found {len(fields)}",
-                        )
-                    yield start, dict(zip(columns, fields, strict=True))
-                start = reader.line_num + 1
-        except csv.Error as error:
-            raise DataFileError(path, start, f"malformed CSV ({error})") from None
-        except UnicodeDecodeError as error:
-            raise DataFileError(path, start, f"not valid UTF-8 ({error})") from None
-
-
-def _hub_offline() -> bool:
+def hub_offline() -> bool:
     from huggingface_hub import constants
 
     flags = (os.environ.get(name, "").strip().upper() for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
     return bool(constants.HF_HUB_OFFLINE) or any(flag in {"1", "ON", "YES", "TRUE"} for flag in flags)
 
 
-def _hub_rows(
-    name: str, hub: tuple[str, str | None, str], relative: str
-) -> tuple[str, Iterator[tuple[int, dict[str, Any]]]]:
-    """Load a split from the Hub as (row number, row) pairs; if it is unavailable raise DataNotFoundError
-    saying what to pass instead."""
+def hub_unavailable(repo: str) -> str | None:
+    """Why the Hub cannot serve dataset ``repo`` (switched off, unreachable, no such dataset), or ``None``.
+
+    One metadata request without retries: ``datasets.load_dataset`` itself retries an unreachable Hub
+    for about half a minute before giving up."""
+    if hub_offline():
+        return "the Hub is switched off (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE)"
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, HFValidationError, RepositoryNotFoundError
+
+    try:
+        HfApi().dataset_info(repo, timeout=HUB_PROBE_TIMEOUT)
+    except HFValidationError as error:
+        return f"{repo!r} is not a Hub dataset id ({_one_line(error)})"
+    except GatedRepoError:
+        return "the dataset is gated: log in (`hf auth login`) and accept its terms on the Hub"
+    except RepositoryNotFoundError:
+        return "the Hub has no such dataset (or it is private)"
+    except Exception as error:  # connection, DNS, timeout, proxy: all mean the Hub is out of reach
+        return f"the Hub is unreachable ({type(error).__name__}: {_one_line(error)})"
+    return None
+
+
+def hub_dataset(name: str, hub: tuple[str, str | None, str], relative: str) -> tuple[str, Any]:
+    """Load a split from the Hub as a ``datasets.Dataset``, with a description of it; if it is unavailable
+    raise DataNotFoundError saying what to pass instead."""
+    import datasets
+
     repo, config, split = hub
     source = f"{repo}" + (f" ({config})" if config else "") + f", split {split!r}"
-    if _hub_offline():
-        reason = "the Hub is switched off (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE)"
-    else:
+    reason = hub_unavailable(repo)
+    if reason is None:
         try:
-            import datasets
-
-            dataset = datasets.load_dataset(repo, config, split=split)
-            return f"Hub dataset {source}", (
-                (number, dict(row)) for number, row in enumerate(dataset, start=1)
-            )
+            return f"Hub dataset {source}", datasets.load_dataset(repo, config, split=split)
         except Exception as error:  # network, authentication and format errors all mean: use a local folder
-            reason = f"loading it failed: {type(error).__name__}: {error}"
+            reason = f"loading it failed: {type(error).__name__}: {_one_line(error)}"
     raise DataNotFoundError(
         f"No data for {name}: no data folder was given and the Hugging Face Hub copy {source} is not "
-        f"available ({reason}). {_how_to_pass(relative)}"
+        f"available ({reason}). {how_to_pass(relative)}"
     )
+
+
+def _one_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return " | ".join(lines)[:300] or type(error).__name__

@@ -1,15 +1,29 @@
 """Knowledge-conflict data: NQ-Swap (Longpre et al. 2021) and MemoTrap (inverse-scaling prize), with
-MemoTrap's instruction split."""
+MemoTrap's instruction split.
+
+Registered data sets (:func:`mi_decode.eval.registry.register_data`):
+
+- ``nqswap``: ``grounding/nqswap/nqswap.jsonl.gz``, JSON lines ``question, org_context, org_answer (list),
+  sub_context, sub_answer (list)``, 4,746 rows over 1,667 questions; Hub copy ``pminervini/NQ-Swap``
+  (split ``dev``). Examples: ``id`` (``"nqswap-<file row>"``), ``question, original_context,
+  original_answers, substituted_context, substituted_answers``.
+- ``memotrap``: ``grounding/memotrap/{1-proverb-ending,2-proverb-translation,3-hate-speech-ending,
+  4-history-of-science-qa}.csv``, CSV ``prompt, classes, answer_index`` (``classes`` a Python-literal list
+  of two continuations, parsed with ``ast.literal_eval``, never evaluated), 860 / 843 / 100 / 736 rows;
+  Hub copy ``pminervini/inverse-scaling`` (config ``memo-trap``, split ``data``), one table whose rows are
+  assigned to the four tasks by prompt format. Option ``tasks``. Examples: ``id`` (``"<task>-<row>"``),
+  ``task, prompt, instruction, rest, candidates, answer_index``.
+"""
 
 from __future__ import annotations
 
 import ast
 import os
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from ..registry import register_data
 from .common import (
     MEMOTRAP_COLUMNS,
     MEMOTRAP_FILES,
@@ -17,36 +31,18 @@ from .common import (
     MEMOTRAP_TASKS,
     NQSWAP_FILE,
     NQSWAP_HUB,
-    _check_count,
-    _check_limit,
-    _convert,
-    _data_file,
-    _hub_rows,
-    _interleave_by,
-    _read_csv,
-    _read_jsonl,
     _RowProblem,
-    _text,
-    _texts,
+    check_count,
+    check_limit,
+    convert_hub_rows,
+    data_file,
+    hub_dataset,
+    interleave_by,
     resolve_data_dir,
+    text,
+    texts,
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class NQSwapExample:
-    """One NQ-Swap question (Longpre et al. 2021) whose passage had its answer entity substituted.
-
-    ``id`` is ``"nqswap-<row>"`` (0-based row of the file). The source fields map as ``org_context`` ->
-    ``original_context``, ``org_answer`` -> ``original_answers``, ``sub_context`` -> ``substituted_context``,
-    ``sub_answer`` -> ``substituted_answers``; answers are lists of gold aliases.
-    """
-
-    id: str
-    question: str
-    original_context: str
-    original_answers: tuple[str, ...]
-    substituted_context: str
-    substituted_answers: tuple[str, ...]
+from .reading import convert_rows, csv_format, json_lines_format, read_rows
 
 
 class MemoTrapSplit(NamedTuple):
@@ -55,30 +51,6 @@ class MemoTrapSplit(NamedTuple):
 
     instruction: str
     rest: str
-
-
-@dataclass(frozen=True)
-class MemoTrapExample:
-    """One MemoTrap item: a prompt whose instruction conflicts with a memorised continuation.
-
-    ``id`` is ``"<task>-<row>"`` (0-based data row of the task's file). ``candidates`` are the two
-    continuations (the CSV's ``classes``) and ``answer_index`` the one that follows the instruction.
-    Score the candidates conditioned on ``prompt`` and unconditioned on ``rest`` (see
-    :func:`split_memotrap_prompt`).
-    """
-
-    id: str
-    task: str
-    prompt: str
-    instruction: str
-    rest: str
-    candidates: tuple[str, ...]
-    answer_index: int
-
-    @property
-    def answer(self) -> str:
-        """The candidate that follows the instruction."""
-        return self.candidates[self.answer_index]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -158,7 +130,7 @@ def split_memotrap_prompt(prompt: str, task: str | None = None) -> MemoTrapSplit
     Example:
 
     ```python
-    >>> from mi_decode.eval_data import split_memotrap_prompt
+    >>> from mi_decode.eval.data import split_memotrap_prompt
     >>> prompt = 'Write a quote that ends in the word "heavy": Absence makes the heart grow'
     >>> split = split_memotrap_prompt(prompt)
     >>> split.instruction, split.rest
@@ -192,7 +164,7 @@ def detect_memotrap_task(prompt: str) -> str:
     Example:
 
     ```python
-    >>> from mi_decode.eval_data import detect_memotrap_task
+    >>> from mi_decode.eval.data import detect_memotrap_task
     >>> detect_memotrap_task("Translate the following sentence from French into English.\\nLe chat\\nto:\\nA")
     'proverb-translation'
 
@@ -206,9 +178,8 @@ def detect_memotrap_task(prompt: str) -> str:
     raise ValueError(f"prompt has none of the MemoTrap formats (see split_memotrap_prompt): {prompt!r}")
 
 
-def load_nqswap(
-    data_dir: str | os.PathLike | None = None, *, limit: int | None = None
-) -> list[NQSwapExample]:
+@register_data("nqswap")
+def load_nqswap(data_dir: str | os.PathLike | None = None, limit: int | None = None) -> list[dict]:
     """Load NQ-Swap (4,746 rows over 1,667 questions) from ``grounding/nqswap/nqswap.jsonl.gz``, or from the
     Hub as ``pminervini/NQ-Swap`` (split ``dev``) when no data folder is given.
 
@@ -217,99 +188,113 @@ def load_nqswap(
     returned interleaved by question (every question's first row in file order, then every second row,
     ...), so ``limit`` takes distinct questions first; ``id`` keeps the file row.
 
+    Each example is a dict: ``id`` (``"nqswap-<row>"``, the 0-based row of the file), ``question``,
+    ``original_context``, ``original_answers``, ``substituted_context``, ``substituted_answers``. The source
+    fields map as ``org_context`` -> ``original_context``, ``org_answer`` -> ``original_answers``,
+    ``sub_context`` -> ``substituted_context``, ``sub_answer`` -> ``substituted_answers``; answers are lists
+    of gold aliases.
+
     Args:
         data_dir: The data folder; ``None`` uses ``$MI_DECODE_DATA_DIR``, else the Hub.
-        limit: Keep the first ``limit`` rows of that order.
+        limit: Keep the first ``limit`` rows of that order (the whole file is checked all the same).
 
     Example:
 
     ```python
-    >>> from mi_decode.eval_data import load_nqswap
+    >>> from mi_decode.eval.data import load_nqswap
     >>> example = load_nqswap(limit=1)[0]  # doctest: +SKIP
-    >>> example.id, example.substituted_answers  # doctest: +SKIP
-    ('nqswap-0', ('775',))
+    >>> example["id"], example["substituted_answers"]  # doctest: +SKIP
+    ('nqswap-0', ['775'])
 
     ```
     """
-    _check_limit(limit)
+    check_limit(limit)
     folder = resolve_data_dir(data_dir)
     if folder is not None:
-        path = _data_file(folder, NQSWAP_FILE, "NQ-Swap")
-        examples = _convert(_read_jsonl(path), _nqswap_example, path)
-        _check_count(examples, folder, NQSWAP_FILE)
+        path = data_file(folder, NQSWAP_FILE, "NQ-Swap")
+        fmt = json_lines_format()
+        examples = convert_rows(path, fmt, read_rows(path, fmt)[0], _nqswap_example)
+        check_count(examples, folder, NQSWAP_FILE)
     else:
-        source, rows = _hub_rows("NQ-Swap", NQSWAP_HUB, NQSWAP_FILE)
-        examples = _convert(rows, _nqswap_example, source, unit="row")
-    return _interleave_by(examples, lambda example: example.question)[:limit]
+        source, dataset = hub_dataset("NQ-Swap", NQSWAP_HUB, NQSWAP_FILE)
+        examples = convert_hub_rows(dataset, _nqswap_example, source)
+    return interleave_by(examples, "question")[:limit]
 
 
+@register_data("memotrap")
 def load_memotrap(
     data_dir: str | os.PathLike | None = None,
+    limit: int | None = None,
     *,
     tasks: Sequence[str] | None = None,
-    limit: int | None = None,
-) -> list[MemoTrapExample]:
+) -> list[dict]:
     """Load MemoTrap from ``grounding/memotrap/*.csv`` (columns ``prompt, classes, answer_index``; ``classes``
     is a Python-literal list read with ``ast.literal_eval``), or from the Hub as
     ``pminervini/inverse-scaling``/``memo-trap`` when no data folder is given. Each prompt is split into
     instruction and rest (:func:`split_memotrap_prompt`); a row that does not split raises.
 
+    Each example is a dict: ``id`` (``"<task>-<row>"``, the 0-based data row of the task's file), ``task``,
+    ``prompt``, ``instruction``, ``rest``, ``candidates`` (the two continuations, the CSV's ``classes``) and
+    ``answer_index`` (the candidate that follows the instruction). Score the candidates conditioned on
+    ``prompt`` and unconditioned on ``rest``.
+
     Args:
         data_dir: The data folder; ``None`` uses ``$MI_DECODE_DATA_DIR``, else the Hub.
-        tasks: Which of :data:`MEMOTRAP_TASKS` to load, in that order (default: all four).
         limit: Keep the first ``limit`` rows of each task.
+        tasks: Which of :data:`MEMOTRAP_TASKS` to load, in that order (default: all four).
 
     Example:
 
     ```python
-    >>> from mi_decode.eval_data import load_memotrap
+    >>> from mi_decode.eval.data import load_memotrap
     >>> example = load_memotrap(tasks=["proverb-ending"], limit=1)[0]  # doctest: +SKIP
-    >>> example.rest, example.answer  # doctest: +SKIP
+    >>> example["rest"], example["candidates"][example["answer_index"]]  # doctest: +SKIP
     ('Absence makes the heart grow', ' heavy.')
 
     ```
     """
-    _check_limit(limit)
+    check_limit(limit)
     if tasks is None:
         tasks = MEMOTRAP_TASKS
-    if isinstance(tasks, str) or not tasks:
+    if isinstance(tasks, str) or not isinstance(tasks, Sequence) or not tasks:
         raise ValueError(f"tasks must be a non-empty list of MemoTrap tasks {MEMOTRAP_TASKS}, got {tasks!r}")
     unknown = [task for task in tasks if task not in MEMOTRAP_FILES]
     if unknown:
         raise ValueError(f"unknown MemoTrap tasks {unknown}; expected some of {MEMOTRAP_TASKS}")
     folder = resolve_data_dir(data_dir)
-    examples = []
+    examples: list[dict] = []
     if folder is not None:
+        fmt = csv_format(MEMOTRAP_COLUMNS)
         for task in tasks:
-            path = _data_file(folder, MEMOTRAP_FILES[task], f"MemoTrap {task}")
-            task_examples = _convert(_read_csv(path, MEMOTRAP_COLUMNS), _memotrap_example(task), path)
-            _check_count(task_examples, folder, MEMOTRAP_FILES[task])
+            path = data_file(folder, MEMOTRAP_FILES[task], f"MemoTrap {task}")
+            task_examples = convert_rows(path, fmt, read_rows(path, fmt)[0], _memotrap_example(task))
+            check_count(task_examples, folder, MEMOTRAP_FILES[task])
             examples += task_examples[:limit]
     else:
-        source, rows = _hub_rows("MemoTrap", MEMOTRAP_HUB, "grounding/memotrap/*.csv")
-        all_examples = _convert(rows, _memotrap_example(None), source, unit="row")
+        source, dataset = hub_dataset("MemoTrap", MEMOTRAP_HUB, "grounding/memotrap/*.csv")
+        all_examples = convert_hub_rows(dataset, _memotrap_example(None), source)
         for task in tasks:
-            examples += [example for example in all_examples if example.task == task][:limit]
+            examples += [example for example in all_examples if example["task"] == task][:limit]
     return examples
 
 
-def _nqswap_example(row: dict[str, Any], index: int) -> NQSwapExample:
-    return NQSwapExample(
-        id=f"nqswap-{index}",
-        question=_text(row, "question"),
-        original_context=_text(row, "org_context"),
-        original_answers=_texts(row, "org_answer"),
-        substituted_context=_text(row, "sub_context"),
-        substituted_answers=_texts(row, "sub_answer"),
-    )
+def _nqswap_example(row: Mapping[str, Any], index: int) -> dict:
+    return {
+        "id": f"nqswap-{index}",
+        "question": text(row, "question"),
+        "original_context": text(row, "org_context"),
+        "original_answers": texts(row, "org_answer"),
+        "substituted_context": text(row, "sub_context"),
+        "substituted_answers": texts(row, "sub_answer"),
+    }
 
 
-def _memotrap_example(task: str | None) -> Callable[[dict[str, Any], int], MemoTrapExample]:
+def _memotrap_example(task: str | None) -> Callable[[Mapping[str, Any], int], dict]:
     """Row converter for a task's file; ``task=None`` (Hub table) detects each row's task from its prompt."""
     counters = dict.fromkeys(MEMOTRAP_TASKS, 0)
 
-    def convert(row: dict[str, Any], index: int) -> MemoTrapExample:
-        prompt = _text(row, "prompt")
+    def convert(row: Mapping[str, Any], index: int) -> dict:
+        prompt = text(row, "prompt")
         candidates = row.get("classes")
         if isinstance(candidates, str):
             try:
@@ -337,14 +322,14 @@ def _memotrap_example(task: str | None) -> Callable[[dict[str, Any], int], MemoT
             raise _RowProblem(str(error)) from None
         row_index = index if task is not None else counters[row_task]
         counters[row_task] += 1
-        return MemoTrapExample(
-            id=f"{row_task}-{row_index}",
-            task=row_task,
-            prompt=prompt,
-            instruction=split.instruction,
-            rest=split.rest,
-            candidates=tuple(candidates),
-            answer_index=answer_index,
-        )
+        return {
+            "id": f"{row_task}-{row_index}",
+            "task": row_task,
+            "prompt": prompt,
+            "instruction": split.instruction,
+            "rest": split.rest,
+            "candidates": list(candidates),
+            "answer_index": answer_index,
+        }
 
     return convert

@@ -1,47 +1,44 @@
 """Open-ended prefixes with human continuations (WikiText-103 and book text, from the Contrastive Decoding
-evaluation)."""
+evaluation).
+
+Registered data sets ``wikitext`` (``open_ended/wikitext_prompts.jsonl``, 1,314 rows) and ``book``
+(``open_ended/book_prompts.jsonl``, 1,947 rows): JSON lines ``id, prefix, reference`` (reference about 256
+tokens). Examples: ``id`` (``"<source>-<file id>"``), ``source``, ``prefix``, ``reference``. These sets have
+no Hub copy: without a data folder the loaders raise :class:`DataNotFoundError`.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..registry import register_data
 from .common import (
     OPEN_ENDED_FILES,
     OPEN_ENDED_SOURCES,
     DataNotFoundError,
-    _check_count,
-    _check_limit,
-    _convert,
-    _data_file,
-    _how_to_pass,
-    _read_jsonl,
-    _row_id,
-    _text,
-    _unique_ids,
+    check_count,
+    check_limit,
+    data_file,
+    how_to_pass,
     resolve_data_dir,
+    row_id,
+    text,
+    unique_ids,
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class OpenEndedExample:
-    """A text prefix with its human continuation. ``id`` is ``"<source>-<id>"``, ``source`` is
-    ``"wikitext"`` or ``"book"``."""
-
-    id: str
-    source: str
-    prefix: str
-    reference: str
+from .reading import convert_rows, json_lines_format, read_rows
 
 
 def load_open_ended(
     source: str, data_dir: str | os.PathLike | None = None, *, limit: int | None = None
-) -> list[OpenEndedExample]:
+) -> list[dict]:
     """Load the open-ended prefixes with human continuations from ``open_ended/<source>_prompts.jsonl``
     (fields ``id, prefix, reference``): WikiText-103 (1,314 rows) or book/story text (1,947 rows), from the
-    Contrastive Decoding evaluation. These have no Hub copy: without a data folder this raises.
+    Contrastive Decoding evaluation. These have no Hub copy: without a data folder this raises. The
+    registered sets ``wikitext`` and ``book`` call this.
+
+    Each example is a dict ``{"id": "<source>-<file id>", "source": ..., "prefix": ..., "reference": ...}``.
 
     Args:
         source: ``"wikitext"`` or ``"book"``.
@@ -51,36 +48,49 @@ def load_open_ended(
     Example:
 
     ```python
-    >>> from mi_decode.eval_data import load_open_ended
-    >>> load_open_ended("wikitext", limit=1)[0].id  # doctest: +SKIP
+    >>> from mi_decode.eval.data import load_open_ended
+    >>> load_open_ended("wikitext", limit=1)[0]["id"]  # doctest: +SKIP
     'wikitext-0'
 
     ```
     """
     if source not in OPEN_ENDED_FILES:
         raise ValueError(f"unknown open-ended source {source!r}; expected one of {OPEN_ENDED_SOURCES}")
-    _check_limit(limit)
+    check_limit(limit)
     relative = OPEN_ENDED_FILES[source]
     folder = resolve_data_dir(data_dir)
     if folder is None:
         raise DataNotFoundError(
             f"No data for the open-ended {source} prompts: no data folder was given, and this set (prefixes "
             f"and human continuations from the Contrastive Decoding evaluation) has no copy on the Hugging "
-            f"Face Hub. {_how_to_pass(relative)}"
+            f"Face Hub. {how_to_pass(relative)}"
         )
-    path = _data_file(folder, relative, f"open-ended {source}")
-    examples = _unique_ids(_convert(_read_jsonl(path), _open_ended_example(source), path), path)
-    _check_count(examples, folder, relative)
+    path = data_file(folder, relative, f"open-ended {source}")
+    fmt = json_lines_format()
+    examples = unique_ids(convert_rows(path, fmt, read_rows(path, fmt)[0], _open_ended_example(source)), path)
+    check_count(examples, folder, relative)
     return examples[:limit]
 
 
-def _open_ended_example(source: str) -> Callable[[dict[str, Any], int], OpenEndedExample]:
-    def convert(row: dict[str, Any], index: int) -> OpenEndedExample:
-        return OpenEndedExample(
-            id=f"{source}-{_row_id(row)}",
-            source=source,
-            prefix=_text(row, "prefix"),
-            reference=_text(row, "reference"),
-        )
+@register_data("wikitext")
+def load_wikitext(data_dir: str | os.PathLike | None = None, limit: int | None = None) -> list[dict]:
+    """WikiText-103 prefixes with human continuations (:func:`load_open_ended` ``"wikitext"``)."""
+    return load_open_ended("wikitext", data_dir, limit=limit)
+
+
+@register_data("book")
+def load_book(data_dir: str | os.PathLike | None = None, limit: int | None = None) -> list[dict]:
+    """Book/story prefixes with human continuations (:func:`load_open_ended` ``"book"``)."""
+    return load_open_ended("book", data_dir, limit=limit)
+
+
+def _open_ended_example(source: str) -> Callable[[Mapping[str, Any], int], dict]:
+    def convert(row: Mapping[str, Any], index: int) -> dict:
+        return {
+            "id": f"{source}-{row_id(row)}",
+            "source": source,
+            "prefix": text(row, "prefix"),
+            "reference": text(row, "reference"),
+        }
 
     return convert

@@ -1,13 +1,30 @@
 """Labelled data of the prompt-selection tasks (SST-2, AG News, CB, RTE) in their original formats, with the
-promptsource templates written for them."""
+promptsource templates written for them.
+
+Files under ``prompt_selection/`` of the data folder (from tonyzhaozh/few-shot-learning and
+soheeyang/unified-prompt-selection, see the data README):
+
+- ``data/sst2/stsa.binary.dev``: text lines ``<0|1> <sentence>`` (872), read with datasets' ``text`` builder;
+- ``data/agnews/test.csv``: CSV ``class (1-4), title, description`` with an optional header (7,600);
+- ``data/cb/val.jsonl``, ``data/rte/val.jsonl``: JSON lines ``premise, hypothesis, label (name), idx`` (56,
+  277; the test files are unlabelled, so ``val`` is the test set);
+- ``templates/<task>/templates.yaml``: promptsource templates.
+
+Registered data sets ``sst2``, ``agnews``, ``cb``, ``rte``: the examples of :func:`load_task` with an ``id``
+``"<task>-<row>"`` (0-based data row of the file) in front. These sets have no Hub copy.
+"""
 
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
+from ..registry import register_data
 from . import common
+from .common import DataFileError, _RowProblem, check_limit
+from .reading import FileFormat, convert_rows, csv_format, json_lines_format, read_rows, text_format
 
 # task -> (data file under prompt_selection/data, templates folder under prompt_selection/templates)
 TASKS = {
@@ -19,11 +36,24 @@ TASKS = {
 # Label names in the order of the Hugging Face datasets the promptsource templates were written for.
 _CB_LABELS = {"entailment": 0, "contradiction": 1, "neutral": 2}
 _RTE_LABELS = {"entailment": 0, "not_entailment": 1}
+_AGNEWS_SHAPE = "expected 'class (1-4),title,description'"
+
+
+class TaskFileError(DataFileError):
+    """A bad task data file, reported compiler-style as ``path:line: problem`` (the format of
+    ``mi-decode rank-prompts`` errors)."""
+
+    def _format(self) -> str:
+        return (
+            f"{self.path}: {self.problem}"
+            if self.line is None
+            else f"{self.path}:{self.line}: {self.problem}"
+        )
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """The evaluation data folder: ``data_dir``, else ``$MI_DECODE_DATA_DIR`` (see
-    :func:`mi_decode.common.resolve_data_dir`). The prompt-selection sets have no Hub copy, so a missing
+    :func:`mi_decode.eval.data.resolve_data_dir`). The prompt-selection sets have no Hub copy, so a missing
     folder is an error."""
     folder = common.resolve_data_dir(data_dir)
     if folder is None:
@@ -83,81 +113,84 @@ def infer_task(path: str | os.PathLike) -> str | None:
 
 
 def read_task_file(task: str, path: str | os.PathLike, limit: int | None = None) -> list[dict]:
-    """Read one task data file in its original format (see :func:`load_task`).
+    """Read one task data file in its original format (see :func:`load_task`) through
+    ``datasets.load_dataset``; the whole file is checked, then the first ``limit`` examples are returned.
 
     Raises:
-        ValueError: naming the file and line of a malformed, truncated or unlabelled record.
+        ValueError: naming the file and line (``path:line: problem``) of a malformed, truncated or
+            unlabelled record (a :class:`TaskFileError`).
     """
     task, path = _check_task(task), Path(path)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"`limit` must be a positive integer or None, got {limit!r}")
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
-    if task == "sst2":
-        reader = _read_sst2
-    elif task == "agnews":
-        reader = _read_agnews
-    else:
-        reader = _read_nli_jsonl
-    examples = []
-    for example in reader(path, task):
-        examples.append(example)
-        if limit and len(examples) == limit:
-            break
+    fmt, converter = _reader(task)
+    try:
+        examples = convert_rows(path, fmt, read_rows(path, fmt)[0], converter)
+    except DataFileError as error:
+        raise TaskFileError(error.path, error.line, error.problem, unit=error.unit) from None
     if not examples:
         raise ValueError(f"{path}: no examples")
-    return examples
+    return examples[:limit]
 
 
-def _read_sst2(path: Path, task: str):
-    with path.open(encoding="utf-8") as f:
-        for line_number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            label, _, sentence = line.rstrip("\n").partition(" ")
-            if label not in ("0", "1") or not sentence.strip():
-                raise ValueError(
-                    f"{path}:{line_number}: expected '<0|1> <sentence>', got {line.strip()[:80]!r}"
-                )
-            yield {"sentence": sentence.strip(), "label": int(label)}
+def _reader(task: str) -> tuple[FileFormat, Callable[[Mapping[str, Any], int], dict | None]]:
+    if task == "sst2":
+        return text_format(), _sst2_example
+    if task == "agnews":
+        # header=False: the released file has a header line, other copies of AG News do not.
+        columns = ("label", "title", "description")
+        return csv_format(columns, header=False, strict=False, shape_error=_AGNEWS_SHAPE), _agnews_example
+    return json_lines_format(), _nli_example(task)
 
 
-def _read_agnews(path: Path, task: str):
-    import csv
-
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.reader(f)
-        for row in reader:
-            if reader.line_num == 1 and row and not row[0].strip().isdigit():
-                continue  # header
-            if len(row) != 3 or row[0].strip() not in ("1", "2", "3", "4"):
-                raise ValueError(
-                    f"{path}:{reader.line_num}: expected 'class (1-4),title,description', got {row!r}"
-                )
-            yield {"text": f"{row[1].strip()} {row[2].strip()}", "label": int(row[0]) - 1}
+def _sst2_example(row: Mapping[str, Any], index: int) -> dict | None:
+    line = row["text"]
+    if not line.strip():
+        return None
+    label, _, sentence = line.partition(" ")
+    if label not in ("0", "1") or not sentence.strip():
+        raise _RowProblem(f"expected '<0|1> <sentence>', got {line.strip()[:80]!r}")
+    return {"sentence": sentence.strip(), "label": int(label)}
 
 
-def _read_nli_jsonl(path: Path, task: str):
+def _agnews_example(row: Mapping[str, Any], index: int) -> dict | None:
+    label = row["label"]
+    if index == 0 and not label.strip().isdigit():
+        return None  # header
+    if label.strip() not in ("1", "2", "3", "4"):
+        raise _RowProblem(f"{_AGNEWS_SHAPE}, got {list(row.values())!r:.120}")
+    return {"text": f"{row['title'].strip()} {row['description'].strip()}", "label": int(label) - 1}
+
+
+def _nli_example(task: str) -> Callable[[Mapping[str, Any], int], dict]:
     names = _CB_LABELS if task == "cb" else _RTE_LABELS
     fields = ("premise", "hypothesis") if task == "cb" else ("sentence1", "sentence2")
-    with path.open(encoding="utf-8") as f:
-        for line_number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{line_number}: invalid JSON ({err.msg})") from err
-            if not isinstance(record, dict) or not {"premise", "hypothesis", "label"} <= set(record):
-                raise ValueError(
-                    f"{path}:{line_number}: expected an object with premise, hypothesis and label"
-                )
-            if record["label"] not in names:
-                raise ValueError(
-                    f"{path}:{line_number}: unknown label {record['label']!r}; expected one of {list(names)}"
-                )
-            yield {
-                fields[0]: record["premise"],
-                fields[1]: record["hypothesis"],
-                "label": names[record["label"]],
-            }
+
+    def convert(row: Mapping[str, Any], index: int) -> dict:
+        if any(row.get(key) is None for key in ("premise", "hypothesis", "label")):
+            raise _RowProblem("expected an object with premise, hypothesis and label")
+        if row["label"] not in names:
+            raise _RowProblem(f"unknown label {row['label']!r}; expected one of {list(names)}")
+        return {fields[0]: row["premise"], fields[1]: row["hypothesis"], "label": names[row["label"]]}
+
+    return convert
+
+
+def _registered(task: str) -> Callable[..., list[dict]]:
+    def load(data_dir: str | os.PathLike | None = None, limit: int | None = None) -> list[dict]:
+        check_limit(limit)
+        return [
+            {"id": f"{task}-{row}", **example} for row, example in enumerate(load_task(task, data_dir, limit))
+        ]
+
+    load.__name__ = load.__qualname__ = f"load_{task}"
+    load.__doc__ = f"The {task} examples of :func:`load_task` with ids ``{task}-<row>``."
+    return register_data(task)(load)
+
+
+load_sst2 = _registered("sst2")
+load_agnews = _registered("agnews")
+load_cb = _registered("cb")
+load_rte = _registered("rte")

@@ -1,4 +1,6 @@
-"""Tests for mi_decode.eval.metrics: each metric on a case computed by hand, plus hypothesis properties."""
+"""Tests for the plain metric functions of mi_decode.eval.metrics (text, mauve, stats): each on a case
+computed by hand, plus hypothesis properties. The registered metrics and the evaluate modules built on them
+are tested in test_metric_registered.py and test_metric_modules.py."""
 
 from __future__ import annotations
 
@@ -16,13 +18,14 @@ from mi_decode.eval.metrics.mauve import (
     mauve_score,
     mauve_score_texts,
 )
-from mi_decode.eval.metrics.stats import paired_difference
+from mi_decode.eval.metrics.stats import macro_f1, paired_difference, pope_scores, selected_oracle_f1
 from mi_decode.eval.metrics.text import (
     answer_contains,
     distinct_n,
     exact_match,
     mean_length,
     normalize_answer,
+    nqswap_matches,
     nqswap_rates,
     repeated_ngram_share,
     rouge,
@@ -112,6 +115,12 @@ def test_nqswap_rates_hand_computed():
         nqswap_rates(predictions, substituted, original[:4])
     with pytest.raises(ValueError, match="match must be one of"):
         nqswap_rates(predictions, substituted, original, match="fuzzy")
+    assert nqswap_matches(predictions, substituted, original) == {
+        "substituted": [True, False, False, True, False],
+        "original": [False, True, True, True, False],
+    }
+    with pytest.raises(ValueError, match="predictions and substituted_answers must have the same length"):
+        nqswap_matches(predictions, substituted[:1], original)
 
 
 @FAST
@@ -368,3 +377,65 @@ def test_paired_difference_validates_inputs():
         paired_difference([1], [0])
     with pytest.raises(ValueError, match="confidence"):
         paired_difference([1, 0], [0, 0], confidence=95)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# POPE and prompt selection
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_pope_scores_hand_computed():
+    # TP 1 (row 0), predicted yes 2, actual yes 3; correct rows 0 and 2; one unanswered.
+    scores = pope_scores(["yes", "yes", "no", None], ["yes", "no", "no", "yes"])
+    assert scores == pytest.approx(
+        {"accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": 0.5, "yes_ratio": 0.5, "unanswered": 0.25}
+    )
+    # No "yes" predicted and none to find: precision, recall and F1 are 0 rather than undefined.
+    assert pope_scores(["no", None], ["no", "no"]) == {
+        "accuracy": 0.5,
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "yes_ratio": 0.0,
+        "unanswered": 0.5,
+    }
+
+
+def test_pope_scores_validate_inputs():
+    with pytest.raises(ValueError, match="answers must be a non-empty list"):
+        pope_scores([], [])
+    with pytest.raises(ValueError, match="same length, got 2 and 1"):
+        pope_scores(["yes", "no"], ["yes"])
+    with pytest.raises(ValueError, match="labels must be 'yes' or 'no', got 'Yes'"):
+        pope_scores(["yes"], ["Yes"])
+    with pytest.raises(ValueError, match="answers must be 'yes', 'no' or None, got 'maybe'"):
+        pope_scores(["maybe"], ["yes"])
+
+
+def test_selected_oracle_f1_hand_computed():
+    labels = [0, 0, 1, 1]
+    # Template 0 predicts 0 1 1 1: F1 2/3 (class 0) and 4/5 (class 1), macro 11/15. Template 1: 1 1 0 0, F1 0.
+    templates = [[0, 1], [1, 1], [1, 0], [1, 0]]
+    assert macro_f1(labels, [0, 1, 1, 1]) == pytest.approx(11 / 15)
+    result = selected_oracle_f1(
+        labels, [0, 0, 1, 1], templates
+    )  # a per-input selection that beats the oracle
+    assert result == {
+        "selected_oracle_ratio": pytest.approx(15 / 11),
+        "selected_f1": 1.0,
+        "oracle_f1": pytest.approx(11 / 15),
+        "template_f1": [pytest.approx(11 / 15), 0.0],
+    }
+    zero = selected_oracle_f1([0, 1], [1, 0], [[1], [0]])
+    assert zero["oracle_f1"] == 0.0 and np.isnan(zero["selected_oracle_ratio"])
+
+
+def test_selected_oracle_f1_validates_inputs():
+    with pytest.raises(ValueError, match="labels and selected_predictions must have the same length"):
+        selected_oracle_f1([0, 1], [0], [[0], [1]])
+    with pytest.raises(ValueError, match="labels and template_predictions must have the same length"):
+        selected_oracle_f1([0, 1], [0, 1], [[0]])
+    with pytest.raises(ValueError, match="one prediction per template for every input, got rows of lengths"):
+        selected_oracle_f1([0, 1], [0, 1], [[0, 1], [1]])
+    with pytest.raises(ValueError, match="labels is empty"):
+        selected_oracle_f1([], [], [])

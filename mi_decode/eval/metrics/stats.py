@@ -1,14 +1,18 @@
-"""Comparing two methods on the same examples: the mean paired difference with a bootstrap confidence
-interval."""
+"""Statistics over examples: the mean paired difference of two methods with a bootstrap confidence interval
+(:func:`paired_difference`), POPE's yes/no scores (:func:`pope_scores`) and the macro-F1 of a selected
+prompt template against the best one (:func:`selected_oracle_f1`)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .text import _check_same_length
+from ..registry import Metric, register_metric
+from .loading import load
+from .text import _check_same_length, _mean
 
 BOOTSTRAP_RESAMPLES = 10_000
 
@@ -61,3 +65,168 @@ def paired_difference(
         "high": float(interval.high),
         "n": len(differences),
     }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# POPE: yes/no answers
+# ----------------------------------------------------------------------------------------------------------
+
+POPE_LABELS = ("yes", "no")
+
+
+def pope_scores(answers: Sequence[str | None], labels: Sequence[str]) -> dict[str, float]:
+    """POPE's columns (Li et al. 2023, "Evaluating Object Hallucination in Large Vision-Language Models"),
+    with "yes" (the object is in the image) as the positive class: accuracy, precision, recall, F1, the share
+    of "yes" answers and the share of questions left unanswered (``None``: no yes/no found in the output,
+    which counts as wrong and as not "yes"). Precision, recall and F1 are 0 where their denominator is 0.
+
+    Raises:
+        ValueError: no answers, different lengths, a label other than yes/no or an answer other than
+            yes/no/None.
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.metrics.stats import pope_scores
+    >>> scores = pope_scores(["yes", "yes", "no", None], ["yes", "no", "no", "yes"])
+    >>> scores["accuracy"], scores["precision"], scores["recall"], scores["unanswered"]
+    (0.5, 0.5, 0.5, 0.25)
+
+    ```
+    """
+    if isinstance(answers, str) or not isinstance(answers, Sequence) or len(answers) == 0:
+        raise ValueError(f"answers must be a non-empty list of 'yes', 'no' or None, got {answers!r}")
+    if isinstance(labels, str) or not isinstance(labels, Sequence):
+        raise ValueError(f"labels must be a list of 'yes' or 'no', got {labels!r}")
+    _check_same_length(answers, labels, "answers and labels")
+    bad_labels = sorted({repr(label) for label in labels if label not in POPE_LABELS})
+    if bad_labels:
+        raise ValueError(f"labels must be 'yes' or 'no', got {', '.join(bad_labels)}")
+    bad_answers = sorted(
+        {repr(answer) for answer in answers if answer is not None and answer not in POPE_LABELS}
+    )
+    if bad_answers:
+        raise ValueError(f"answers must be 'yes', 'no' or None, got {', '.join(bad_answers)}")
+    count = len(answers)
+    pairs = list(zip(answers, labels, strict=True))
+    true_positive = sum(1 for answer, label in pairs if answer == "yes" and label == "yes")
+    predicted_yes = sum(1 for answer in answers if answer == "yes")
+    actual_yes = sum(1 for label in labels if label == "yes")
+    precision = true_positive / predicted_yes if predicted_yes else 0.0
+    recall = true_positive / actual_yes if actual_yes else 0.0
+    return {
+        "accuracy": sum(answer == label for answer, label in pairs) / count,
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "yes_ratio": predicted_yes / count,
+        "unanswered": sum(answer is None for answer in answers) / count,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Prompt selection: the selected template's macro-F1 against the best template's
+# ----------------------------------------------------------------------------------------------------------
+
+
+def macro_f1(labels: Sequence[Any], predictions: Sequence[Any]) -> float:
+    """Macro-averaged F1 over the classes present in ``labels`` or ``predictions``
+    (``sklearn.metrics.f1_score`` with ``average="macro"``), the score of the prompt-selection papers
+    (Sorensen et al. 2022; Yang et al. 2024).
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.metrics.stats import macro_f1
+    >>> round(macro_f1([0, 0, 1, 1], [0, 1, 1, 1]), 4)  # F1 2/3 for class 0, 4/5 for class 1
+    0.7333
+
+    ```
+    """
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(labels, predictions, average="macro"))
+
+
+def selected_oracle_f1(
+    labels: Sequence[Any], selected_predictions: Sequence[Any], template_predictions: Sequence[Sequence[Any]]
+) -> dict[str, Any]:
+    """How good a label-free prompt selection is (Yang et al. 2024, "Improving Probability-based Prompt
+    Selection Through Unified Evaluation and Analysis"): the macro-F1 of the selected answers divided by
+    that of the best template in hindsight (the oracle). Per-instance selection (one template per input) can
+    beat the oracle template, so the ratio may exceed 1; it is NaN when the oracle F1 is 0. Every template's
+    F1 is returned too, for reference points such as the mean or worst template over the oracle.
+
+    Args:
+        labels: ``[X]`` gold label of each input.
+        selected_predictions: ``[X]`` the answer of the selected template (per input) for each input.
+        template_predictions: ``[X, T]`` per input, every template's answer (the same T templates in the
+            same order for every input).
+
+    Returns:
+        ``{"selected_oracle_ratio", "selected_f1", "oracle_f1", "template_f1"}``, ``template_f1`` a list of T.
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.metrics.stats import selected_oracle_f1
+    >>> labels = [0, 0, 1, 1]
+    >>> templates = [[0, 1], [1, 1], [1, 0], [1, 0]]  # template 0 scores F1 0.7333, template 1 F1 0
+    >>> result = selected_oracle_f1(labels, [0, 1, 1, 1], templates)
+    >>> round(result["selected_oracle_ratio"], 4), [round(f1, 4) for f1 in result["template_f1"]]
+    (1.0, [0.7333, 0.0])
+
+    ```
+    """
+    _check_same_length(labels, selected_predictions, "labels and selected_predictions")
+    _check_same_length(labels, template_predictions, "labels and template_predictions")
+    if len(labels) == 0:
+        raise ValueError("labels is empty: need at least one input")
+    widths = {len(row) for row in template_predictions}
+    if len(widths) != 1 or 0 in widths:
+        raise ValueError(
+            "template_predictions must hold one prediction per template for every input, "
+            f"got rows of lengths {sorted(widths)}"
+        )
+    template_f1 = [macro_f1(labels, predictions) for predictions in np.asarray(template_predictions).T]
+    oracle = max(template_f1)
+    selected = macro_f1(labels, selected_predictions)
+    return {
+        "selected_oracle_ratio": selected / oracle if oracle else math.nan,
+        "selected_f1": selected,
+        "oracle_f1": oracle,
+        "template_f1": template_f1,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Registered metrics (what suites name); they compute through the package's evaluate modules
+# ----------------------------------------------------------------------------------------------------------
+
+
+@register_metric("accuracy")
+class Accuracy(Metric):
+    """The share of examples a choice task got right: the mean of the ``correct`` field its records hold
+    (a tie between candidates is no prediction and counts as wrong)."""
+
+    record_keys = {"accuracy": "correct"}
+
+    def summarize(self, records, ctx, task):
+        return {"accuracy": _mean(records, "correct")}
+
+
+@register_metric("pope")
+class Pope(Metric):
+    """POPE's columns (Li et al. 2023) from the records' ``answer`` (yes, no or None) and ``label``: accuracy,
+    precision, recall and F1 with "yes" as the positive class, the share of "yes" answers and of unanswered
+    questions."""
+
+    KEYS = ("accuracy", "precision", "recall", "f1", "yes_ratio", "unanswered")
+
+    def summarize(self, records, ctx, task):
+        if not records:
+            return dict.fromkeys(self.KEYS)
+        return load("pope").compute(
+            predictions=[record["answer"] for record in records],
+            references=[record["label"] for record in records],
+        )

@@ -16,10 +16,13 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from ..registry import Metric, register_metric
+from .loading import load
 
 Tokenizer = Callable[[str], Sequence[Hashable]]
 
@@ -209,6 +212,45 @@ def answer_contains(prediction: str, answers: Sequence[str]) -> bool:
     return any(f" {answer} " in padded for answer in _normalized_answers(answers, "answers"))
 
 
+_MATCHERS = {"contains": answer_contains, "exact": exact_match}
+
+
+def nqswap_matches(
+    predictions: Sequence[str],
+    substituted_answers: Sequence[Sequence[str]],
+    original_answers: Sequence[Sequence[str]],
+    *,
+    match: str = "contains",
+) -> dict[str, list[bool]]:
+    """Per example, whether the prediction gives the substituted answer and whether it gives the original
+    one (see :func:`nqswap_rates`).
+
+    Returns:
+        ``{"substituted": [...], "original": [...]}``, one bool per example.
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.metrics.text import nqswap_matches
+    >>> nqswap_matches(["775 episodes", "23 or 775"], [["775"], ["775"]], [["23"], ["23"]])
+    {'substituted': [True, True], 'original': [False, True]}
+
+    ```
+    """
+    if match not in _MATCHERS:
+        raise ValueError(f"match must be one of {sorted(_MATCHERS)}, got {match!r}")
+    predictions = _check_texts(predictions, "predictions")
+    _check_same_length(predictions, substituted_answers, "predictions and substituted_answers")
+    _check_same_length(predictions, original_answers, "predictions and original_answers")
+    matcher = _MATCHERS[match]
+    return {
+        "substituted": [
+            matcher(p, answers) for p, answers in zip(predictions, substituted_answers, strict=True)
+        ],
+        "original": [matcher(p, answers) for p, answers in zip(predictions, original_answers, strict=True)],
+    }
+
+
 def nqswap_rates(
     predictions: Sequence[str],
     substituted_answers: Sequence[Sequence[str]],
@@ -238,18 +280,10 @@ def nqswap_rates(
 
     ```
     """
-    matchers = {"contains": answer_contains, "exact": exact_match}
-    if match not in matchers:
-        raise ValueError(f"match must be one of {sorted(matchers)}, got {match!r}")
-    predictions = _check_texts(predictions, "predictions")
-    _check_same_length(predictions, substituted_answers, "predictions and substituted_answers")
-    _check_same_length(predictions, original_answers, "predictions and original_answers")
-    matcher = matchers[match]
-    substituted = [matcher(p, answers) for p, answers in zip(predictions, substituted_answers, strict=True)]
-    original = [matcher(p, answers) for p, answers in zip(predictions, original_answers, strict=True)]
+    matches = nqswap_matches(predictions, substituted_answers, original_answers, match=match)
     return {
-        "substituted_answer_rate": float(np.mean(substituted)),
-        "original_answer_rate": float(np.mean(original)),
+        "substituted_answer_rate": float(np.mean(matches["substituted"])),
+        "original_answer_rate": float(np.mean(matches["original"])),
     }
 
 
@@ -385,3 +419,153 @@ def mean_length(texts: Sequence[str], *, tokenizer: Tokenizer = str.split) -> fl
     ```
     """
     return float(np.mean([len(tokens) for tokens in _tokenize(texts, tokenizer, "texts")]))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Registered metrics (what suites name); they compute through the package's evaluate modules
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _mean(records: Sequence[Mapping[str, Any]], key: str) -> float | None:
+    """The mean of a record field, summed in record order exactly as the reports were always computed."""
+    if not records:
+        return None
+    return float(sum(float(record[key]) for record in records) / len(records))
+
+
+def _outputs(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [record["output"] for record in records]
+
+
+@register_metric("nqswap")
+class NqSwap(Metric):
+    """NQ-Swap: whether each answer names the substituted answer (faithful to the edited passage) and whether
+    it names the original one (memorised); whole-word containment after SQuAD normalisation
+    (:func:`~mi_decode.eval.metrics.text.answer_contains`), or ``match: exact``."""
+
+    fields = {"substituted_answers": "texts", "original_answers": "texts"}
+    record_keys = {"substituted_answer_rate": "substituted", "original_answer_rate": "original"}
+    options = {"match": "contains"}
+
+    def _check(self) -> None:
+        if self.match not in ("contains", "exact"):
+            raise ValueError(f"match must be 'contains' or 'exact', got {self.match!r}")
+
+    def score(self, examples, outputs, ctx):
+        if not outputs:
+            return []
+        matches = load("nqswap").compute(
+            predictions=list(outputs),
+            substituted_answers=[list(example["substituted_answers"]) for example in examples],
+            original_answers=[list(example["original_answers"]) for example in examples],
+            match=self.match,
+            use_aggregator=False,
+        )
+        return [
+            {"substituted": substituted, "original": original}
+            for substituted, original in zip(matches["substituted"], matches["original"], strict=True)
+        ]
+
+    def summarize(self, records, ctx, task):
+        return {summary: _mean(records, record) for summary, record in self.record_keys.items()}
+
+
+@register_metric("rouge")
+class Rouge(Metric):
+    """ROUGE-1/2/L F-measure of each output against the example's ``reference`` (rouge-score, Porter stemmer
+    unless ``use_stemmer: false``); the summary is the mean over examples."""
+
+    fields = {"reference": "text"}
+    record_keys = {name: name for name in ROUGE_TYPES}
+    options = {"use_stemmer": True}
+
+    def _check(self) -> None:
+        if not isinstance(self.use_stemmer, bool):
+            raise ValueError(f"use_stemmer must be true or false, got {self.use_stemmer!r}")
+
+    def score(self, examples, outputs, ctx):
+        if not outputs:
+            return []
+        scores = load("rouge").compute(
+            predictions=list(outputs),
+            references=[example["reference"] for example in examples],
+            rouge_types=list(ROUGE_TYPES),
+            use_stemmer=self.use_stemmer,
+            use_aggregator=False,
+        )
+        return [{name: scores[name][index] for name in ROUGE_TYPES} for index in range(len(outputs))]
+
+    def summarize(self, records, ctx, task):
+        return {name: _mean(records, name) for name in ROUGE_TYPES}
+
+
+class _OutputStatistic(Metric):
+    """A statistic of all the outputs of a method, in model tokens, computed by the module of its name."""
+
+    def key(self) -> str:
+        return self.name
+
+    def summarize(self, records, ctx, task):
+        kwargs = {option: getattr(self, option) for option in self.options}
+        try:
+            value = load(self.name).compute(
+                predictions=_outputs(records), tokenizer=ctx.tokenizer.tokenize, **kwargs
+            )[self.key()]
+        except ValueError:  # undefined on too little text (no n-gram, one distinct token, no text)
+            value = None
+        return {self.key(): value}
+
+
+class _NgramStatistic(_OutputStatistic):
+    def _check(self) -> None:
+        _check_n(self.n)
+
+
+@register_metric("seq_rep")
+class SeqRep(_NgramStatistic):
+    """seq-rep-n (Welleck et al. 2020): per output, the share of its n-grams that repeat an earlier one,
+    averaged over outputs with at least n tokens. Summary key ``seq_rep_<n>``."""
+
+    options = {"n": 4}
+
+    def key(self) -> str:
+        return f"seq_rep_{self.n}"
+
+
+@register_metric("repeated_ngram_share")
+class RepeatedNgramShare(_NgramStatistic):
+    """The share of all n-grams of the outputs that repeat within their output (Su et al. 2022). Summary key
+    ``repeated_<n>gram_share``."""
+
+    options = {"n": 4}
+
+    def key(self) -> str:
+        return f"repeated_{self.n}gram_share"
+
+
+@register_metric("distinct")
+class Distinct(_NgramStatistic):
+    """distinct-n (Li et al. 2016): distinct n-grams over all n-grams of the outputs. Summary key
+    ``distinct_<n>``."""
+
+    options = {"n": 2}
+
+    def key(self) -> str:
+        return f"distinct_{self.n}"
+
+
+@register_metric("zipf")
+class Zipf(_OutputStatistic):
+    """The Zipf coefficient of the outputs' token frequencies over the ``top_n`` most frequent tokens
+    (Holtzman et al. 2020)."""
+
+    options = {"top_n": ZIPF_TOP_N}
+
+    def _check(self) -> None:
+        if isinstance(self.top_n, bool) or not isinstance(self.top_n, int) or self.top_n < 2:
+            raise ValueError(f"top_n must be an integer >= 2, got {self.top_n!r}")
+
+
+@register_metric("mean_length")
+class MeanLength(_OutputStatistic):
+    """The mean number of model tokens per output (an empty output counts, with length 0)."""

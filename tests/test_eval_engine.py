@@ -16,7 +16,7 @@ import torch
 from conftest import make_tiny_llama
 
 from mi_decode.eval import EvalSettings, load_suite, run_evaluation
-from mi_decode.eval.kinds import _continuation_logits, candidate_scores
+from mi_decode.eval.kinds.choice import candidate_scores, continuation_logits
 from mi_decode.eval.store import SettingsMismatchError, read_records
 from mi_decode.eval.suite import SuiteError, parse_suite
 from mi_decode.m3id import MIConfig, mi_amplify
@@ -26,14 +26,14 @@ name: mini
 methods:
   greedy: {}
   ancestral: {sample: true}
-  cad: {mi: constant, weight: 1.0}
-  m3id_plausible: {mi: m3id, plausibility: 0.1}
+  cad: {rule: constant, weight: 1.0}
+  m3id_plausible: {rule: m3id, plausibility_beta: 0.1}
 tasks:
   - name: wikitext
     kind: generate
     data: wikitext
     conditioned: "{{ prefix }}"
-    metric: open_ended
+    metrics: [seq_rep, repeated_ngram_share, distinct, zipf, mean_length, mauve]
     max_new_tokens: 24
     methods: [greedy, ancestral]
   - name: nqswap
@@ -41,7 +41,7 @@ tasks:
     data: nqswap
     conditioned: "{{ substituted_context }} Q: {{ question }}? A:"
     unconditioned: "Q: {{ question }}? A:"
-    metric: nqswap
+    metrics: [nqswap]
     max_new_tokens: 6
     diagnostics: true
     methods: [greedy, cad]
@@ -217,26 +217,68 @@ def test_bad_data_file_is_an_error_with_file_and_line(tmp_path, suite_file, tiny
 def test_cli_reports_a_missing_data_dir_in_one_line(tmp_path, capsys):
     from mi_decode.cli.main import main
 
-    code = main(["eval", "--suites", "grounding", "--data-dir", str(tmp_path / "nowhere"), "--limit", "1"])
+    output = tmp_path / "out"
+    code = main(["eval", "--suites", "grounding", "--data-dir", str(tmp_path / "nowhere"), "--limit", "1",
+                 "--output-dir", str(output)])  # fmt: skip
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nowhere" in err[0]
+    assert not output.exists()  # a refused run leaves no files behind
 
 
 @pytest.mark.parametrize(
     "change, message",
     [
-        (("cad: {mi: constant, weight: 1.0}", "cad: {mi: constant, wieght: 1.0}"), "unknown options"),
-        (("methods: [greedy, cad]", "methods: [greedy, cfg]"), "undefined methods"),
-        (("kind: choice", "kind: vote"), "kind must be one of"),
-        (("cad: {mi: constant, weight: 1.0}", "cad: {mi: constant, weight: -1.0}"), "weight"),
+        (
+            ("cad: {rule: constant, weight: 1.0}", "cad: {rule: constant, wieght: 1.0}"),
+            "method 'cad': unknown option 'wieght'; known: rule, lam",
+        ),
+        (("methods: [greedy, cad]", "methods: [greedy, cfg]"), "task 'nqswap': uses undefined method 'cfg'"),
+        (
+            ("kind: choice", "kind: vote"),
+            "task 'memotrap': unknown task kind 'vote'; available: choice, generate, pope, prompt_selection",
+        ),
+        (
+            ("cad: {rule: constant, weight: 1.0}", "cad: {rule: constant, weight: -1.0}"),
+            r"method 'cad': `weight` must be in \[0.0, inf\]",
+        ),
+        (
+            ("cad: {rule: constant, weight: 1.0}", "cad: {rule: cad, weight: 1.0}"),
+            "method 'cad': rule must be one of m3id, constant",
+        ),
+        (
+            ("cad: {rule: constant, weight: 1.0}", "cad: {rule: m3id, weight: 1.0}"),
+            "option 'weight' does not apply to rule 'm3id'",
+        ),
+        (
+            ("ancestral: {sample: true}", "ancestral: {top_p: 0.9}"),
+            "'top_p' applies only with 'sample: true'",
+        ),
+        (
+            ("metrics: [nqswap]", "metrics: [rogue]"),
+            "task 'nqswap': unknown metric 'rogue'; available: .*rouge",
+        ),
+        (("metrics: [nqswap]", "metrics: [{seq_rep: {n: 0}}]"), "task 'nqswap': metric 'seq_rep'"),
+        (("data: nqswap", "data: nqswop"), "task 'nqswap': unknown data 'nqswop'; available: .*nqswap"),
+        (("data: nqswap", "data: {path: missing.jsonl}"), "task 'nqswap'.*missing.jsonl"),
+        (
+            ("{{ substituted_context }} Q:", "{{ substituted_context } Q:"),
+            "task 'nqswap': the conditioned template is not valid Jinja",
+        ),
+        (
+            ('    unconditioned: "Q: {{ question }}? A:"\n', ""),
+            "MI method 'cad' needs an 'unconditioned' prompt",
+        ),
+        (("    diagnostics: true\n", "    diagnostic: true\n"), "task 'nqswap': unknown key 'diagnostic'"),
     ],
 )
 def test_malformed_suites_name_the_problem(change, message):
     import yaml
 
-    with pytest.raises(SuiteError, match=message):
+    assert change[0] in SUITE
+    with pytest.raises(SuiteError, match=message) as error:
         parse_suite(yaml.safe_load(SUITE.replace(*change)), source="mini.yaml")
+    assert str(error.value).startswith("mini.yaml: ") and "\n" not in str(error.value)
 
 
 def test_shipped_suites_parse():
@@ -252,9 +294,7 @@ def test_choice_scores_match_separate_forwards(tiny):
     conditioned = [1, 50, 60, 70, 80, 90]
     unconditioned = [1, 80, 90]
     candidate = [33, 44, 55]
-    batch = _continuation_logits(
-        model, [conditioned + candidate, unconditioned + candidate], [3, 3], pad_id=0
-    )
+    batch = continuation_logits(model, [conditioned + candidate, unconditioned + candidate], [3, 3], pad_id=0)
     config = MIConfig(rule="m3id", alpha=1.0, lam=0.5)
     with torch.inference_mode():
         full_c = model(torch.tensor([conditioned + candidate])).logits[0, -4:-1]
@@ -326,17 +366,17 @@ def test_prompt_selection_rescores_when_the_limit_grows(tmp_path, tiny, data_dir
 
 def test_sampling_methods_set_every_warper_explicitly(tiny):
     """transformers v5 adds top_k=50 when sampling unless told otherwise: ancestral sampling must not."""
-    from mi_decode.eval.kinds import _generate_kwargs
-    from mi_decode.eval.suite import MethodSpec, TaskSpec
+    from mi_decode.eval.kinds.generate import generate_kwargs
+    from mi_decode.eval.suite import MethodSpec
+    from mi_decode.fused import sampling_kwargs
 
     model, tokenizer = tiny
-    task = TaskSpec(name="t", kind="generate", data="wikitext", methods=("m",))
     for method, expected in (
         (MethodSpec("ancestral", sample=True), []),
         (MethodSpec("top_k_50", sample=True, top_k=50), ["TopKLogitsWarper"]),
         (MethodSpec("nucleus", sample=True, top_p=0.95), ["TopPLogitsWarper"]),
     ):
-        kwargs = _generate_kwargs(method, task, tokenizer)
+        kwargs = sampling_kwargs(model, generate_kwargs(method, 32, tokenizer.pad_token_id))
         kwargs.pop("logits_processor", None)
         config = model._prepare_generation_config(None, **kwargs)[0]
         processors = model._get_logits_processor(

@@ -23,7 +23,7 @@ SUITE = """
 name: pope_mini
 methods:
   greedy: {}
-  m3id: {mi: m3id, alpha: 1.0}
+  m3id: {rule: m3id, alpha: 1.0}
 tasks:
   - name: synthetic
     kind: pope
@@ -119,14 +119,13 @@ def test_pope_runs_greedy_and_m3id_with_the_image_removed(tiny_llava_dir, pope_d
 
 
 def test_unconditioned_branch_has_no_image(tiny_llava_dir, pope_dir):
-    from mi_decode.eval.kinds.pope import PopeExample
-
     _, processor = load_model(tiny_llava_dir)
     image_id = processor.tokenizer.convert_tokens_to_ids("<image>")
     examples = [
-        PopeExample(f"pope-{i}", pope_dir / "pope" / "images" / f"img{i}.png", "Is there a dog?", "no")
+        {"id": f"pope-{i}", "image": str(pope_dir / "pope" / "images" / f"img{i}.png"), "question": "Is there a dog?",
+         "label": "no"}
         for i in range(2)
-    ]
+    ]  # fmt: skip
     conditioned, unconditioned = pope_inputs(processor, examples)
     assert (conditioned["input_ids"] == image_id).sum(-1).tolist() == [4, 4]  # (16 / 8)^2 patches
     assert "pixel_values" in conditioned and "pixel_values" not in unconditioned

@@ -13,8 +13,9 @@ DEFAULT_SUITES = ("grounding", "summarization", "open_ended", "prompt_selection"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--suites",
+        "--suite",
         default=",".join(DEFAULT_SUITES),
-        help=f"comma-separated suite names (files in evals/suites) or YAML paths (default: {','.join(DEFAULT_SUITES)})",
+        help=f"comma-separated suite names (shipped: grounding, summarization, open_ended, prompt_selection, pope) or paths to your own suite YAML files (default: {','.join(DEFAULT_SUITES)})",
     )
     parser.add_argument(
         "--model", default=None, help="HF model id or local directory (default: the embedded model)"

@@ -20,9 +20,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
-from .kinds import EvalContext, load_examples, per_example_metrics, run_batch, summarize
-from .kinds.prompt_selection import summarize_selection
-from .metrics.stats import paired_difference
+from .kinds import EvalContext
+from .registry import TASK_KINDS
 from .store import ResultShard, check_run_settings, read_records
 from .suite import Suite, load_suite
 
@@ -88,18 +87,19 @@ def run_evaluation(settings: EvalSettings, model=None, tokenizer=None) -> dict[s
 
     # cpu=True lets accelerate form a gloo process group when there is no GPU (MULTI_CPU).
     state = PartialState(cpu=not torch.cuda.is_available())
-    suites = [load_suite(name) for name in settings.suites]
+    suites = [load_suite(name, data_dir=settings.data_dir) for name in settings.suites]
     unknown = set(settings.methods or ()) - {m for suite in suites for t in suite.tasks for m in t.methods}
     if unknown:
         raise ValueError(f"--methods names methods no selected task uses: {sorted(unknown)}")
     examples_by_task = {}
-    for suite in suites:
-        if state.is_main_process:
-            check_run_settings(settings.output_dir / suite.name, settings.run_settings(suite))
+    for suite in suites:  # all data before anything is written, so a refused run leaves no files
         for task in _selected_tasks(settings, suite):
-            examples_by_task[suite.name, task.name] = load_examples(
-                task, settings.data_dir, _task_limit(settings, task), settings.quick
+            examples_by_task[suite.name, task.name] = _kind(task).load(
+                task, data_dir=settings.data_dir, limit=_task_limit(settings, task), quick=settings.quick
             )
+    if state.is_main_process:
+        for suite in suites:
+            check_run_settings(settings.output_dir / suite.name, settings.run_settings(suite))
     state.wait_for_everyone()  # run.json is checked before any process writes records
     if model is None:  # after the data, so a bad data folder fails fast
         from ..models import load_model
@@ -118,6 +118,10 @@ def run_evaluation(settings: EvalSettings, model=None, tokenizer=None) -> dict[s
     return collect_results(ctx, settings, suites, examples_by_task)
 
 
+def _kind(task):
+    return TASK_KINDS.get(task.kind)()
+
+
 def _run_method(ctx, settings, state, suite, task, method, examples) -> None:
     directory = settings.output_dir / suite.name / task.name
     done = read_records(directory, method.name)
@@ -126,24 +130,25 @@ def _run_method(ctx, settings, state, suite, task, method, examples) -> None:
     mine = [
         (j, batch)
         for j, batch in batches
-        if j % state.num_processes == state.process_index and any(e.id not in done for e in batch)
+        if j % state.num_processes == state.process_index and any(e["id"] not in done for e in batch)
     ]
     if not mine:
         return
-    remaining = sum(sum(e.id not in done for e in batch) for _, batch in mine)
+    remaining = sum(sum(e["id"] not in done for e in batch) for _, batch in mine)
     bar = tqdm(
         total=remaining,
         desc=f"{suite.name}/{task.name}/{method.name}",
         disable=not settings.progress or not state.is_local_main_process,
         leave=False,
     )
+    kind = _kind(task)
     with ResultShard(directory, method.name, state.process_index) as shard:
         for j, batch in mine:
             torch.manual_seed(settings.seed * 1_000_003 + j)
-            records = run_batch(ctx, task, method, batch)
+            records = kind.run(ctx, task, method, batch)
             for position, (example, record) in enumerate(zip(batch, records, strict=True)):
-                if example.id not in done:
-                    shard.append({"id": example.id, "index": j * size + position, **record})
+                if example["id"] not in done:
+                    shard.append({"id": example["id"], "index": j * size + position, **record})
                     bar.update(1)
     bar.close()
 
@@ -166,26 +171,13 @@ def collect_results(ctx: EvalContext, settings: EvalSettings, suites: list[Suite
         suite_results = results["suites"][suite.name] = {}
         for task in _selected_tasks(settings, suite):
             examples = examples_by_task[suite.name, task.name]
-            task_results = suite_results[task.name] = {"examples": len(examples), "methods": {}}
-            if task.kind == "prompt_selection":
-                task_results["inputs"] = len(examples[0].inputs) if examples else 0
             records_by_method = {}
             for method_name in _methods_of(settings, task):
                 stored = read_records(settings.output_dir / suite.name / task.name, method_name)
-                records = records_by_method[method_name] = [stored[e.id] for e in examples if e.id in stored]
-                if task.kind == "prompt_selection":
-                    # Rows are selection methods; comparing templates needs every template's scores.
-                    if len(records) == len(examples):
-                        task_results["methods"] = summarize_selection(records, examples)
-                    continue
-                summary = summarize(ctx, task, records)
-                summary["n"] = len(records)
-                task_results["methods"][method_name] = summary
-                if task.diagnostics:
-                    task_results.setdefault("pointwise_mi", {})[method_name] = _mean_curve(records)
-            paired = _paired_differences(task, records_by_method, settings.seed)
-            if paired:
-                task_results["paired"] = paired
+                records_by_method[method_name] = [stored[e["id"]] for e in examples if e["id"] in stored]
+            suite_results[task.name] = _kind(task).summarize_task(
+                ctx, task, records_by_method, examples, settings.seed
+            )
     return results
 
 
@@ -203,45 +195,6 @@ def machine_description() -> str:
     if torch.cuda.is_available():
         parts.append(torch.cuda.get_device_name())
     return ", ".join([*parts, f"torch {torch.__version__}"])
-
-
-def _paired_differences(task, records_by_method: dict[str, list[dict]], seed: int) -> dict[str, Any]:
-    """Each method minus the task's first method (its baseline), example by example, with 95% bootstrap
-    intervals, on the metrics that are per-example means."""
-    keys = per_example_metrics(task)
-    if not keys or len(records_by_method) < 2:
-        return {}
-    baseline_name, *others = records_by_method
-    baseline = {record["id"]: record for record in records_by_method[baseline_name]}
-    methods = {}
-    for method_name in others:
-        pairs = [
-            (record, baseline[record["id"]])
-            for record in records_by_method[method_name]
-            if record["id"] in baseline
-        ]
-        if len(pairs) < 2:
-            continue
-        methods[method_name] = {
-            metric: paired_difference(
-                [float(record[field]) for record, _ in pairs],
-                [float(reference[field]) for _, reference in pairs],
-                seed=seed,
-            )
-            for metric, field in keys.items()
-        }
-    return {"baseline": baseline_name, "methods": methods} if methods else {}
-
-
-def _mean_curve(records: list[dict]) -> list[float]:
-    """Mean pointwise MI of the chosen token at each step, over the records that reached that step."""
-    curves = [record["pointwise_mi"] for record in records if record.get("pointwise_mi")]
-    length = max((len(curve) for curve in curves), default=0)
-    means = []
-    for step in range(length):
-        values = [curve[step] for curve in curves if len(curve) > step]
-        means.append(round(sum(values) / len(values), 4))
-    return means
 
 
 def write_results(results: dict, output_dir: Path) -> Path:

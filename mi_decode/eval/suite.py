@@ -1,80 +1,76 @@
-"""Suite definitions: YAML files (``evals/suites/*.yaml``) naming the decoding methods and the tasks.
+"""Suite definitions: YAML files naming decoding methods and tasks, validated against the registries when
+parsed, so a typo fails before any model loads.
 
-A suite is data, not code::
+A suite is data, not code. The suites shipped in the package are in ``mi_decode/eval/suites/``; any other
+YAML file runs with ``mi-decode eval --suites my_suite.yaml``::
 
     name: grounding
     methods:                       # decoding methods, by name
-      greedy: {}
-      cad: {mi: constant, weight: 1.0}
-      m3id: {mi: m3id}
+      greedy: {}                   # plain greedy decoding
+      cad: {rule: constant, weight: 1.0}                 # MIConfig's fields, verbatim
+      m3id_cut: {rule: m3id, plausibility_beta: 0.1}
+      nucleus: {sample: true, top_p: 0.9}                # sampling options
     tasks:
       - name: nqswap
-        kind: generate             # generate | choice | prompt_selection | pope
-        data: nqswap               # a loader in DATA_LOADERS
+        kind: generate             # a registered task kind: generate | choice | prompt_selection | pope
+        data: nqswap               # a registered data set, or {path: my.jsonl, fields: {...}} (any file / Hub set)
         conditioned: "{{ substituted_context }} Q: {{ question }} A:"   # Jinja over the example's fields
         unconditioned: "Q: {{ question }} A:"
-        metric: nqswap             # a metric in mi_decode.eval.tasks
-        methods: [greedy, cad, m3id]
+        metrics: [nqswap]          # registered metrics; options as {seq_rep: {n: 4}}
+        methods: [greedy, cad, m3id_cut]
 
-Method options: ``mi`` (``m3id`` | ``constant``, fused MI decoding), ``weight``, ``lam``, ``alpha``,
-``max_weight``, ``plausibility`` (VCD's beta); ``sample`` (bool), ``top_k``, ``top_p``, ``typical_p``,
-``temperature``.
+Method options: :class:`mi_decode.MIConfig`'s fields (``rule``, ``lam``, ``alpha``, ``weight``,
+``max_weight``, ``plausibility_beta``, ``t0``; a method with any of them decodes with fused MI
+amplification, validated by ``MIConfig.from_options`` against the rule table), and ``sample``, ``top_k``,
+``top_p``, ``typical_p``, ``temperature`` (the last four need ``sample: true``).
+
+Task keys: ``name``, ``kind``, ``data``, ``data_options`` (keyword arguments of a registered data set),
+``methods``, ``metrics``, ``conditioned``/``unconditioned`` (Jinja prompts), ``chat`` (wrap prompts in the
+tokenizer's chat template), ``max_new_tokens``, ``quick_limit`` (examples with ``--quick``), ``diagnostics``
+(record the MI rule's per-step weight and pointwise MI), ``options`` (kind-specific).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..m3id import MIConfig, MIConfigError
+from .registry import METRICS, TASK_KINDS, SuiteError
+
 SUITES_ENV = "MI_DECODE_SUITES"
-TASK_KINDS = ("generate", "choice", "prompt_selection", "pope")
-_METHOD_KEYS = {
-    "mi", "weight", "lam", "alpha", "max_weight", "plausibility", "sample", "top_k", "top_p", "typical_p",
-    "temperature",
-}  # fmt: skip
+MI_KEYS = tuple(f.name for f in dataclasses.fields(MIConfig))
+SAMPLING_KEYS = ("sample", "top_k", "top_p", "typical_p", "temperature")
+_SUITE_KEYS = {"name", "description", "methods", "tasks"}
 _TASK_KEYS = {
-    "name", "kind", "data", "data_options", "conditioned", "unconditioned", "chat", "metric", "methods",
+    "name", "kind", "data", "data_options", "conditioned", "unconditioned", "chat", "metrics", "methods",
     "max_new_tokens", "quick_limit", "diagnostics", "options",
 }  # fmt: skip
 
-
-class SuiteError(ValueError):
-    """A suite file is malformed; the message names the file and the offending entry."""
+__all__ = ["MethodSpec", "Suite", "SuiteError", "TaskSpec", "available_suites", "load_suite", "parse_suite"]
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """One decoding method of a suite (see the module docstring for the options)."""
+    """One decoding method of a suite: MI options (``MIConfig``'s fields) and sampling options."""
 
     name: str
-    mi: str | None = None
-    weight: float | None = None
-    lam: float | None = None
-    alpha: float | None = None
-    max_weight: float | None = None
-    plausibility: float | None = None
+    mi: tuple[tuple[str, Any], ...] = ()  # MIConfig options as given, in a hashable form
     sample: bool = False
     top_k: int | None = None
     top_p: float | None = None
     typical_p: float | None = None
     temperature: float | None = None
 
-    def mi_config(self):
-        """The :class:`mi_decode.m3id.MIConfig` of this method, or ``None`` for plain decoding."""
-        if self.mi is None:
-            return None
-        from ..m3id import MIConfig
-
-        options = {"lam": self.lam, "alpha": self.alpha, "weight": self.weight, "max_weight": self.max_weight}
-        return MIConfig(
-            rule=self.mi,
-            plausibility_beta=self.plausibility,
-            **{key: value for key, value in options.items() if value is not None},
-        )
+    def mi_config(self) -> MIConfig | None:
+        """The :class:`mi_decode.MIConfig` of this method, or ``None`` for plain decoding."""
+        return MIConfig.from_options(dict(self.mi)) if self.mi else None
 
 
 @dataclass(frozen=True)
@@ -83,17 +79,22 @@ class TaskSpec:
 
     name: str
     kind: str
-    data: str
+    data: str | dict[str, Any]
     methods: tuple[str, ...]
+    metrics: tuple[tuple[str, dict[str, Any]], ...] = ()
     conditioned: str | None = None
     unconditioned: str | None = None
     chat: bool = False
-    metric: str | None = None
     max_new_tokens: int = 32
     quick_limit: int = 4
     diagnostics: bool = False
     data_options: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    base_dir: str | None = field(default=None, compare=False)  # the suite's folder: relative data paths
+
+    def metric_objects(self) -> list:
+        """The task's metrics, constructed with their options."""
+        return [METRICS.get(name)(**options) for name, options in self.metrics]
 
 
 @dataclass(frozen=True)
@@ -106,15 +107,17 @@ class Suite:
 
     def fingerprint(self) -> str:
         """A hash of everything that determines the results, to refuse mixing runs of different settings."""
-        payload = {
-            "methods": {name: asdict(spec) for name, spec in self.methods.items()},
-            "tasks": [asdict(task) for task in self.tasks],
-        }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        tasks = []
+        for task in self.tasks:
+            entry = asdict(task)
+            entry.pop("base_dir")
+            tasks.append(entry)
+        payload = {"methods": {name: asdict(spec) for name, spec in self.methods.items()}, "tasks": tasks}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def suite_dirs() -> list[Path]:
-    """Where suite files are looked up: ``$MI_DECODE_SUITES``, then the suites shipped in the package."""
+    """Where suite names are looked up: ``$MI_DECODE_SUITES``, then the suites shipped in the package."""
     dirs = []
     if os.environ.get(SUITES_ENV):
         dirs.append(Path(os.environ[SUITES_ENV]).expanduser())
@@ -123,22 +126,31 @@ def suite_dirs() -> list[Path]:
 
 
 def available_suites() -> dict[str, Path]:
+    """Suite name -> file, over :func:`suite_dirs` (earlier folders win)."""
     found: dict[str, Path] = {}
-    for directory in reversed(suite_dirs()):  # earlier directories win
+    for directory in reversed(suite_dirs()):
         if directory.is_dir():
             found.update({path.stem: path for path in sorted(directory.glob("*.yaml"))})
     return found
 
 
-def load_suite(name_or_path: str | os.PathLike) -> Suite:
-    """Load a suite by name (a file in :func:`suite_dirs`) or by path to a YAML file."""
+def load_suite(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> Suite:
+    """Load a suite by name (see :func:`available_suites`) or by path to a YAML file. ``data_dir`` (the
+    CLI's ``--data-dir``) is where relative data paths are also looked for.
+
+    Example:
+        >>> from mi_decode.eval import load_suite
+        >>> suite = load_suite("grounding")
+        >>> [task.name for task in suite.tasks], sorted(suite.methods)[:2]
+        (['nqswap', 'memotrap'], ['cad', 'greedy'])
+    """
     path = Path(name_or_path)
     if not path.suffix:
         suites = available_suites()
         if str(name_or_path) not in suites:
             raise SuiteError(
-                f"unknown suite {str(name_or_path)!r}; available: {sorted(suites)} "
-                f"(looked in {[str(d) for d in suite_dirs()]}; set ${SUITES_ENV} to add a folder)"
+                f"unknown suite {str(name_or_path)!r}; available: {', '.join(sorted(suites))} "
+                f"(or give a path to a YAML file; set ${SUITES_ENV} to add a folder)"
             )
         path = suites[str(name_or_path)]
     if not path.is_file():
@@ -146,56 +158,153 @@ def load_suite(name_or_path: str | os.PathLike) -> Suite:
     import yaml
 
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
-        raise SuiteError(f"{path}: not valid YAML: {error}") from None
-    return parse_suite(raw, source=str(path))
+        message = " ".join(str(error).split())
+        raise SuiteError(f"{path}: not valid YAML: {message}") from None
+    return parse_suite(raw, source=str(path), base_dir=path.resolve().parent, data_dir=data_dir)
 
 
-def _require(condition: bool, source: str, message: str) -> None:
+def _require(condition: bool, where: str, message: str) -> None:
     if not condition:
-        raise SuiteError(f"{source}: {message}")
+        raise SuiteError(f"{where}: {message}")
 
 
-def parse_suite(raw: Any, source: str = "<suite>") -> Suite:
-    """Validate a suite's parsed YAML and build the :class:`Suite`."""
+def _check_sampling(options: dict[str, Any], where: str) -> None:
+    sample = options.get("sample", False)
+    _require(isinstance(sample, bool), where, f"'sample' must be true or false, got {sample!r}")
+    for key in SAMPLING_KEYS[1:]:
+        if options.get(key) is None:
+            continue
+        _require(sample, where, f"{key!r} applies only with 'sample: true'")
+        value = options[key]
+        _require(
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value),
+            where,
+            f"{key!r} must be a number, got {value!r}",
+        )
+    if options.get("top_k") is not None:
+        _require(
+            isinstance(options["top_k"], int) and options["top_k"] >= 0,
+            where,
+            "'top_k' must be an integer >= 0",
+        )
+    for key in ("top_p", "typical_p"):
+        if options.get(key) is not None:
+            _require(0 < options[key] <= 1, where, f"{key!r} must be in (0, 1], got {options[key]}")
+    if options.get("temperature") is not None:
+        _require(
+            options["temperature"] > 0, where, f"'temperature' must be > 0, got {options['temperature']}"
+        )
+
+
+def parse_method(name: str, options: Any, source: str) -> MethodSpec:
+    """Validate one method's options (see the module docstring)."""
+    where = f"{source}: method {name!r}"
+    options = {} if options is None else options
+    _require(isinstance(options, dict), where, "must map option names to values")
+    unknown = [key for key in options if key not in MI_KEYS and key not in SAMPLING_KEYS]
+    _require(
+        not unknown,
+        where,
+        f"unknown option {unknown[0]!r}; known: {', '.join((*MI_KEYS, *SAMPLING_KEYS))}" if unknown else "",
+    )
+    _check_sampling(options, where)
+    mi = {key: value for key, value in options.items() if key in MI_KEYS}
+    try:
+        if mi:
+            MIConfig.from_options(mi)
+    except MIConfigError as error:
+        raise SuiteError(f"{where}: {error}") from None
+    sampling = {key: value for key, value in options.items() if key in SAMPLING_KEYS}
+    return MethodSpec(name=name, mi=tuple(mi.items()), **sampling)
+
+
+def _parse_metrics(raw: Any, where: str) -> tuple[tuple[str, dict[str, Any]], ...]:
+    _require(isinstance(raw, list), where, "'metrics' must be a list of metric names")
+    metrics = []
+    for entry in raw:
+        if isinstance(entry, dict):
+            _require(
+                len(entry) == 1, where, f"a metric with options is one name mapped to them, got {entry!r}"
+            )
+            ((name, options),) = entry.items()
+            options = options or {}
+            _require(isinstance(options, dict), where, f"metric {name!r}: options must be a mapping")
+        else:
+            name, options = entry, {}
+        metric = METRICS.get(name, where)
+        try:
+            metric(**options)
+        except (TypeError, ValueError) as error:
+            raise SuiteError(f"{where}: metric {name!r}: {error}") from None
+        metrics.append((name, dict(options)))
+    return tuple(metrics)
+
+
+def parse_task(
+    raw: Any, methods: dict[str, MethodSpec], source: str, base_dir: Path | None, data_dir=None
+) -> TaskSpec:
+    """Validate one task: its keys, kind, data, metrics, methods and the kind's own requirements."""
+    from .data import validate_data_spec
+
+    _require(isinstance(raw, dict), source, "each task must be a mapping")
+    name = raw.get("name")
+    _require(isinstance(name, str) and name, source, "each task needs a string 'name'")
+    where = f"{source}: task {name!r}"
+    unknown = sorted(set(raw) - _TASK_KEYS)
+    _require(
+        not unknown,
+        where,
+        f"unknown key {unknown[0]!r}; known: {', '.join(sorted(_TASK_KEYS))}" if unknown else "",
+    )
+    kind = TASK_KINDS.get(raw.get("kind"), where)()
+    _require("data" in raw, where, "needs 'data' (a registered data set or {path: ...})")
+    validate_data_spec(raw["data"], where, base_dir, data_dir=data_dir, options=raw.get("data_options"))
+    task_methods = raw.get("methods")
+    _require(isinstance(task_methods, list) and task_methods, where, "'methods' must be a non-empty list")
+    missing = [method for method in task_methods if method not in methods]
+    _require(
+        not missing,
+        where,
+        f"uses undefined method {missing[0]!r}; the suite defines {', '.join(methods)}" if missing else "",
+    )
+    values = {key: value for key, value in raw.items() if key not in ("methods", "metrics")}
+    values["metrics"] = _parse_metrics(raw.get("metrics", list(kind.default_metrics)), where)
+    for key in ("data_options", "options"):
+        _require(isinstance(values.get(key, {}), dict), where, f"'{key}' must be a mapping")
+    for key in ("max_new_tokens", "quick_limit"):
+        value = values.get(key, 1)
+        _require(
+            isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+            where,
+            f"'{key}' must be a positive integer",
+        )
+    try:
+        task = TaskSpec(**values, methods=tuple(task_methods), base_dir=str(base_dir) if base_dir else None)
+    except TypeError as error:
+        raise SuiteError(f"{where}: {error}") from None
+    kind.check(task, [methods[m] for m in task.methods], where)
+    return task
+
+
+def parse_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = None, data_dir=None) -> Suite:
+    """Validate a suite's parsed YAML and build the :class:`Suite`; every name is checked against the
+    registries (task kinds, data, metrics) and the MI rule table now, not mid-run."""
     _require(isinstance(raw, dict), source, "a suite must be a mapping with name, methods and tasks")
-    _require(isinstance(raw.get("name"), str), source, "'name' must be a string")
+    unknown = sorted(set(raw) - _SUITE_KEYS)
+    _require(
+        not unknown,
+        source,
+        f"unknown key {unknown[0]!r}; known: {', '.join(sorted(_SUITE_KEYS))}" if unknown else "",
+    )
+    _require(isinstance(raw.get("name"), str) and raw["name"], source, "'name' must be a string")
     raw_methods = raw.get("methods")
     _require(isinstance(raw_methods, dict) and raw_methods, source, "'methods' must be a non-empty mapping")
-    methods = {}
-    for name, options in raw_methods.items():
-        options = options or {}
-        _require(isinstance(options, dict), source, f"method {name!r} must map option names to values")
-        unknown = set(options) - _METHOD_KEYS
-        _require(not unknown, source, f"method {name!r} has unknown options {sorted(unknown)}")
-        _require(
-            options.get("mi") in (None, "m3id", "constant"),
-            source,
-            f"method {name!r}: mi must be m3id or constant",
-        )
-        try:
-            methods[name] = MethodSpec(name=name, **options)
-            methods[name].mi_config()  # validates the MI arguments now, not mid-run
-        except (TypeError, ValueError) as error:
-            raise SuiteError(f"{source}: method {name!r}: {error}") from None
+    methods = {str(name): parse_method(str(name), options, source) for name, options in raw_methods.items()}
     raw_tasks = raw.get("tasks")
     _require(isinstance(raw_tasks, list) and raw_tasks, source, "'tasks' must be a non-empty list")
-    tasks = []
-    for raw_task in raw_tasks:
-        _require(isinstance(raw_task, dict), source, "each task must be a mapping")
-        name = raw_task.get("name")
-        _require(isinstance(name, str), source, "each task needs a string 'name'")
-        unknown = set(raw_task) - _TASK_KEYS
-        _require(not unknown, source, f"task {name!r} has unknown keys {sorted(unknown)}")
-        _require(
-            raw_task.get("kind") in TASK_KINDS, source, f"task {name!r}: kind must be one of {TASK_KINDS}"
-        )
-        task_methods = tuple(raw_task.get("methods") or ())
-        _require(bool(task_methods), source, f"task {name!r} lists no methods")
-        missing = [method for method in task_methods if method not in methods]
-        _require(not missing, source, f"task {name!r} uses undefined methods {missing}")
-        tasks.append(TaskSpec(**{**raw_task, "methods": task_methods}))
+    tasks = tuple(parse_task(raw_task, methods, source, base_dir, data_dir) for raw_task in raw_tasks)
     names = [task.name for task in tasks]
     _require(len(set(names)) == len(names), source, "task names must be unique")
-    return Suite(raw["name"], raw.get("description", ""), methods, tuple(tasks), source)
+    return Suite(raw["name"], raw.get("description", ""), methods, tasks, source)

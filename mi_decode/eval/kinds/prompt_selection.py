@@ -1,77 +1,101 @@
-"""The ``prompt_selection`` task kind: score every template once, then judge every selection method.
+"""The ``prompt_selection`` kind: score every template once, then judge every selection method.
 
 The unit of work (and of resuming) is a template: its record holds the answer log-probs of all inputs and
 of the content-free inputs. A unit's id names its input count (``prompt_03@64``), so a rerun with a larger
-``--limit`` rescores the templates instead of reusing records that cover fewer inputs. The summary applies each label-free selection method of
-:mod:`mi_decode.selection` in the settings X (no calibration) and A, P, PA (CBM, Yang et al. 2024), and
-reports the selected template's macro-F1 divided by the oracle template's, with the mean-template and
-worst-template ratios as the paper's reference points.
+``--limit`` rescores the templates instead of reusing records that cover fewer inputs. The summary applies
+each label-free selection method of :mod:`mi_decode.selection` in the settings X (no calibration) and A, P,
+PA (CBM, Yang et al. 2024), and reports the selected template's macro-F1 divided by the oracle template's,
+with the mean-template and worst-template ratios as the paper's reference points.
+
+Task options: ``templates`` (how many of the ``prompt_XX`` templates, default all), ``quick_templates``
+(with ``--quick``), ``template_file`` (a promptsource YAML, relative to the suite's folder; default: the
+built-in set's templates in the data folder).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ... import selection
-from ...scoring import score_templates
-from ...templates import PromptTemplate, load_templates
-from ..data import prompt_selection as data
-from ..suite import TaskSpec
+from ..registry import SuiteError, register_kind
+from .base import TaskKind
 
 SETTINGS = ("X", "A", "P", "PA")  # X: no calibration; A, P, PA: CBM on answers, prompt scores, both
 ANSWER_SCORE = "mean"
+_OPTIONS = {"templates", "quick_templates", "template_file"}
 
 
-@dataclass(frozen=True)
-class TemplateUnit:
-    """One template to score on all the task's inputs."""
+@register_kind("prompt_selection")
+class PromptSelectionKind(TaskKind):
+    default_metrics = ()
 
-    template: PromptTemplate
-    inputs: list[dict]  # shared by all units of a task
+    def check(self, task, methods, where: str) -> None:
+        unknown = sorted(set(task.options) - _OPTIONS)
+        if unknown:
+            raise SuiteError(f"{where}: unknown option {unknown[0]!r}; known: {', '.join(sorted(_OPTIONS))}")
+        if "template_file" not in task.options and not isinstance(task.data, str):
+            raise SuiteError(f"{where}: a prompt-selection task on your own data needs options.template_file")
 
-    @property
-    def id(self) -> str:
-        return f"{self.template.name}@{len(self.inputs)}"
+    def required_fields(self, task) -> dict[str, str]:
+        return {"label": "int"}
+
+    def load(self, task, *, data_dir, limit: int | None, quick: bool) -> list[dict]:
+        """The task's first ``options.templates`` templates (``options.quick_templates`` with ``quick``;
+        default all ``prompt_XX``), each holding the task's first ``limit`` labelled inputs."""
+        from ...templates import load_templates
+        from ..data.prompt_selection import task_templates_path
+
+        if "template_file" in task.options:
+            path = Path(task.options["template_file"])
+            if not path.is_absolute() and task.base_dir:
+                path = Path(task.base_dir) / path
+        else:
+            path = task_templates_path(task.data, data_dir)
+        templates = load_templates(path, names=r"prompt_\d+")
+        count = task.options.get("quick_templates" if quick else "templates")
+        if count is not None:
+            templates = templates[:count]
+        inputs = super().load(task, data_dir=data_dir, limit=limit, quick=quick)
+        return [
+            {"id": f"{template.name}@{len(inputs)}", "template": template, "inputs": inputs}
+            for template in templates
+        ]
+
+    def run(self, ctx, task, method, units: list[dict]) -> list[dict[str, Any]]:
+        from ...scoring import score_templates
+
+        scores = score_templates(
+            ctx.model, ctx.tokenizer, [unit["template"] for unit in units], units[0]["inputs"], progress=False
+        )
+        return [
+            {
+                "log_probs": scores.inputs.get(ANSWER_SCORE)[t].tolist(),
+                "content_free": scores.content_free.get(ANSWER_SCORE)[t].tolist(),
+                "perplexity": scores.inputs.perplexity[t].tolist(),
+            }
+            for t in range(len(units))
+        ]
+
+    def summarize_task(self, ctx, task, records_by_method, units, seed) -> dict[str, Any]:
+        results: dict[str, Any] = {"examples": len(units), "methods": {}}
+        # Rows are selection methods; comparing templates needs every template's scores.
+        for records in records_by_method.values():
+            if len(records) == len(units):
+                results["methods"] = summarize_selection(records, units)
+        results["inputs"] = len(units[0]["inputs"]) if units else 0
+        return results
 
 
-def load_units(task: TaskSpec, data_dir, limit: int | None, quick: bool = False) -> list[TemplateUnit]:
-    """The task's first ``options.templates`` templates (``options.quick_templates`` with ``quick``; default
-    all ``prompt_XX``), each holding the task's first ``limit`` labelled inputs."""
-    templates = load_templates(data.task_templates_path(task.data, data_dir), names=r"prompt_\d+")
-    count = task.options.get("quick_templates" if quick else "templates")
-    if count is not None:
-        templates = templates[:count]
-    inputs = data.load_task(task.data, data_dir, limit)
-    return [TemplateUnit(template, inputs) for template in templates]
-
-
-def score_units(ctx, units: list[TemplateUnit]) -> list[dict[str, Any]]:
-    scores = score_templates(
-        ctx.model, ctx.tokenizer, [unit.template for unit in units], units[0].inputs, progress=False
-    )
-    return [
-        {
-            "log_probs": scores.inputs.get(ANSWER_SCORE)[t].tolist(),
-            "content_free": scores.content_free.get(ANSWER_SCORE)[t].tolist(),
-            "perplexity": scores.inputs.perplexity[t].tolist(),
-        }
-        for t in range(len(units))
-    ]
-
-
-def _macro_f1(labels: np.ndarray, predictions: np.ndarray) -> float:
-    from sklearn.metrics import f1_score
-
-    return float(f1_score(labels, predictions, average="macro"))
-
-
-def summarize_selection(records: list[dict], units: list[TemplateUnit]) -> dict[str, dict[str, float]]:
+def summarize_selection(records: list[dict], units: list[dict]) -> dict[str, dict[str, float]]:
     """Rows: each selection method, then ``mean template``, ``worst template`` (F1 / oracle F1) and ``oracle
     F1``; columns: the settings."""
-    labels = np.array([example["label"] for example in units[0].inputs])
+    from ... import selection
+    from ..metrics import load
+
+    selected_oracle_f1 = load("selected_oracle_f1")
+    labels = np.array([example["label"] for example in units[0]["inputs"]])
     log_probs = np.array([record["log_probs"] for record in records])  # [T, X, Y]
     content_free = np.array([record["content_free"] for record in records])
     perplexity = np.array([record["perplexity"] for record in records])
@@ -87,10 +111,14 @@ def summarize_selection(records: list[dict], units: list[TemplateUnit]) -> dict[
                 content_free_log_probs=content_free,
                 perplexity=perplexity,
             )
-            f1 = [_macro_f1(labels, predictions) for predictions in chosen.predictions]
-            oracle = max(f1)
-            ratio = _macro_f1(labels, chosen.selected_predictions) / oracle if oracle else float("nan")
-            rows.setdefault(method, {})[setting] = ratio
+            result = selected_oracle_f1.compute(
+                predictions=chosen.selected_predictions.tolist(),
+                references=labels.tolist(),
+                template_predictions=chosen.predictions.T.tolist(),
+            )
+            rows.setdefault(method, {})[setting] = result["selected_oracle_ratio"]
+        f1 = result["template_f1"]
+        oracle = result["oracle_f1"]
         rows.setdefault("mean template", {})[setting] = (
             float(np.mean(f1) / oracle) if oracle else float("nan")
         )

@@ -1,0 +1,162 @@
+"""What every task kind shares: the run context, Jinja prompts, loading a task's data, and summaries built
+from the task's registered metrics with paired comparisons between methods."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from jinja2 import TemplateSyntaxError, meta
+from jinja2.sandbox import SandboxedEnvironment
+
+from ..registry import SuiteError
+
+# Suite prompts are untrusted input: they render in jinja2's sandbox.
+_JINJA = SandboxedEnvironment(keep_trailing_newline=False)
+
+
+@dataclasses.dataclass
+class EvalContext:
+    """What kinds and metrics need from a run: the model, its tokenizer (or processor) and the data folder."""
+
+    model: Any
+    tokenizer: Any
+    data_dir: Any = None
+    feature_extractor: Callable[[Sequence[str]], Any] | None = None  # for MAUVE; built on first use
+
+    def mauve_features(self, texts: Sequence[str]):
+        """MAUVE features of ``texts``: MiniLM sentence embeddings, else the evaluated model's states."""
+        from ..metrics import mauve
+
+        if self.feature_extractor is None:
+            try:
+                self.feature_extractor = mauve.MiniLMFeatureExtractor()
+            except ModuleNotFoundError:  # the MiniLM package is optional: fall back to the evaluated model
+                self.feature_extractor = mauve.CausalLMFeatureExtractor(self.model, self.tokenizer)
+        return self.feature_extractor(texts)
+
+
+def check_template(template: Any, where: str, which: str) -> set[str]:
+    """Parse a suite's Jinja prompt now (not mid-run) and return the example fields it reads."""
+    if not isinstance(template, str) or not template.strip():
+        raise SuiteError(f"{where}: '{which}' must be a non-empty Jinja template string")
+    try:
+        return set(meta.find_undeclared_variables(_JINJA.parse(template)))
+    except TemplateSyntaxError as error:
+        raise SuiteError(
+            f"{where}: the {which} template is not valid Jinja (line {error.lineno}): {error.message}"
+        ) from None
+
+
+def render(template: str, example: Mapping[str, Any], task, which: str) -> str:
+    """``template`` rendered over the example's fields (sandboxed)."""
+    try:
+        return _JINJA.from_string(template).render(**example)
+    except Exception as error:  # a failing template is the suite's problem: say which and where
+        raise SuiteError(
+            f"task {task.name!r}: the {which} template failed on {example['id']!r}: {error}"
+        ) from None
+
+
+class TaskKind:
+    """A registered kind of task (``@register_kind``): how its units load, run, and are summarised.
+
+    Units are dicts with a unique string ``"id"`` (examples, or templates for prompt selection); records are
+    dicts stored per unit and method, so a killed run resumes where it stopped.
+    """
+
+    name = ""
+    default_metrics: tuple[str, ...] = ()
+
+    def check(self, task, methods: Sequence, where: str) -> None:
+        """Parse-time checks of a task of this kind (prompts, methods); raise :class:`SuiteError`."""
+
+    def required_fields(self, task) -> dict[str, str]:
+        """Example fields -> type (see :func:`mi_decode.eval.data.load_data`) this task reads."""
+        fields: dict[str, str] = {}
+        for metric in task.metric_objects():
+            fields.update(metric.fields)
+        return fields
+
+    def load(self, task, *, data_dir, limit: int | None, quick: bool) -> list[dict]:
+        """The task's units: its data set, checked for the fields the task reads."""
+        from ..data import load_data
+
+        return load_data(
+            task.data,
+            data_dir=data_dir,
+            limit=limit,
+            options=task.data_options,
+            base_dir=Path(task.base_dir) if task.base_dir else None,
+            required=self.required_fields(task),
+        )
+
+    def run(self, ctx: EvalContext, task, method, units: list[dict]) -> list[dict]:
+        """Records (without ``id``/``index``) for a batch of units."""
+        raise NotImplementedError
+
+    def score(self, ctx: EvalContext, task, units: list[dict], outputs: list[str]) -> list[dict]:
+        """Every metric's per-example fields for ``outputs``, merged per example."""
+        merged: list[dict] = [{} for _ in units]
+        for metric in task.metric_objects():
+            for fields, scored in zip(merged, metric.score(units, outputs, ctx), strict=True):
+                fields.update(scored)
+        return merged
+
+    def summarize(self, ctx: EvalContext, task, records: list[dict]) -> dict[str, Any]:
+        """One method's summary: every metric's values, in the order the task lists them."""
+        summary: dict[str, Any] = {}
+        if records:
+            for metric in task.metric_objects():
+                summary.update(metric.summarize(records, ctx, task))
+        return summary
+
+    def paired_keys(self, task) -> dict[str, str]:
+        """Summary key -> record key of the values that can be compared example by example."""
+        keys: dict[str, str] = {}
+        for metric in task.metric_objects():
+            keys.update(metric.record_keys)
+        return keys
+
+    def summarize_task(
+        self, ctx: EvalContext, task, records_by_method: dict[str, list[dict]], units: list[dict], seed: int
+    ) -> dict[str, Any]:
+        """``results.json``'s entry for the task: per-method summaries with their ``n``, and each method
+        minus the task's first method, example by example, with 95% bootstrap intervals."""
+        methods = {}
+        for name, records in records_by_method.items():
+            methods[name] = {**self.summarize(ctx, task, records), "n": len(records)}
+        results: dict[str, Any] = {"examples": len(units), "methods": methods}
+        paired = paired_differences(self.paired_keys(task), records_by_method, seed)
+        if paired:
+            results["paired"] = paired
+        return results
+
+
+def paired_differences(keys: Mapping[str, str], records_by_method: dict[str, list[dict]], seed: int) -> dict:
+    """Each method minus the first (the baseline), example by example, with 95% bootstrap intervals, on the
+    summary values that are per-example means (``keys``: summary key -> record key)."""
+    from ..metrics.stats import paired_difference
+
+    if not keys or len(records_by_method) < 2:
+        return {}
+    baseline_name, *others = records_by_method
+    baseline = {record["id"]: record for record in records_by_method[baseline_name]}
+    methods = {}
+    for name in others:
+        pairs = [
+            (record, baseline[record["id"]]) for record in records_by_method[name] if record["id"] in baseline
+        ]
+        if len(pairs) < 2:
+            continue
+        methods[name] = {
+            metric: paired_difference(
+                [float(record[key]) for record, _ in pairs],
+                [float(reference[key]) for _, reference in pairs],
+                seed=seed,
+            )
+            for metric, key in keys.items()
+        }
+    return {"baseline": baseline_name, "methods": methods} if methods else {}

@@ -1,0 +1,106 @@
+"""The ``choice`` kind: score each candidate continuation of a prompt by the method's adjusted
+log-probabilities summed over its tokens (MemoTrap); the prediction is the best candidate.
+
+Example fields: ``prompt`` (the conditioned prompt), ``rest`` (the prompt without its condition, for MI
+methods), ``candidates`` (the continuations) and ``answer_index`` (the correct one).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from ..registry import register_kind
+from .base import TaskKind
+
+
+def continuation_logits(
+    model, sequences: list[list[int]], lengths: list[int], pad_id: int
+) -> list[torch.Tensor]:
+    """For each token sequence, the logits (n, V) that predict its last ``n = lengths[i]`` tokens."""
+    width = max(len(sequence) for sequence in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    for row, sequence in enumerate(sequences):
+        input_ids[row, width - len(sequence) :] = torch.tensor(sequence)
+        attention_mask[row, width - len(sequence) :] = 1
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp_min(0)
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        logits = model(
+            input_ids=input_ids.to(device),
+            attention_mask=attention_mask.to(device),
+            position_ids=position_ids.to(device),
+        ).logits.float()
+    return [logits[row, width - n - 1 : width - 1] for row, n in enumerate(lengths)]
+
+
+def candidate_scores(
+    conditioned_logits: torch.Tensor, unconditioned_logits: torch.Tensor | None, tokens: torch.Tensor, config
+) -> float:
+    """Sum over the candidate's tokens of log softmax(l*) at each token, l* the method's adjusted scores at
+    step i (1 at the candidate's first token); plain log-probabilities when ``config`` is None."""
+    from ...m3id import mi_amplify
+
+    if config is None:
+        adjusted = conditioned_logits
+    else:
+        adjusted = torch.cat(
+            [
+                mi_amplify(
+                    conditioned_logits[i : i + 1], unconditioned_logits[i : i + 1], i + 1, config
+                ).scores
+                for i in range(len(tokens))
+            ]
+        )
+    return float(torch.log_softmax(adjusted, dim=-1).gather(1, tokens[:, None]).sum())
+
+
+@register_kind("choice")
+class ChoiceKind(TaskKind):
+    default_metrics = ("accuracy",)
+
+    def required_fields(self, task) -> dict[str, str]:
+        return {
+            "prompt": "text",
+            "rest": "text",
+            "candidates": "texts",
+            "answer_index": "int",
+            **super().required_fields(task),
+        }
+
+    def run(self, ctx, task, method, units: list[dict]) -> list[dict[str, Any]]:
+        tokenizer, model = ctx.tokenizer, ctx.model
+        config = method.mi_config()
+        sequences, lengths, spans = [], [], []
+        for example in units:
+            branches = [example["prompt"]] if config is None else [example["prompt"], example["rest"]]
+            start = len(sequences)
+            for candidate in example["candidates"]:
+                candidate_ids = tokenizer(candidate, add_special_tokens=False)["input_ids"]
+                for prefix in branches:
+                    sequences.append(tokenizer(prefix)["input_ids"] + candidate_ids)
+                    lengths.append(len(candidate_ids))
+            spans.append((start, len(branches)))
+        logits = continuation_logits(model, sequences, lengths, tokenizer.pad_token_id)
+        results = []
+        for example, (start, branch_count) in zip(units, spans, strict=True):
+            scores = []
+            for index in range(len(example["candidates"])):
+                row = start + index * branch_count
+                tokens = torch.tensor(sequences[row][-lengths[row] :], device=logits[row].device)
+                unconditioned = logits[row + 1] if branch_count == 2 else None
+                scores.append(candidate_scores(logits[row], unconditioned, tokens, config))
+            best = max(range(len(scores)), key=scores.__getitem__)
+            # A tie (e.g. both candidates cut by the plausibility constraint) is no prediction.
+            tied = sum(1 for score in scores if score == scores[best]) > 1
+            results.append(
+                {
+                    "scores": [score if math.isfinite(score) else None for score in scores],
+                    "prediction": None if tied else best,
+                    "correct": (not tied) and best == example["answer_index"],
+                }
+            )
+        return results

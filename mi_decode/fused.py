@@ -283,6 +283,11 @@ def generate(
         raise ValueError("fused MI decoding does not support assisted decoding (`assistant_model`)")
     if generate_kwargs.get("streamer") is not None:
         raise ValueError("fused MI decoding does not support streamers")
+    if any(generate_kwargs.get(name) is not None for name in ("cache", "past_key_values")):
+        # Checked here too: before transformers 5.20, generate does not mark a cache as the user's.
+        raise ValueError(
+            "fused MI decoding builds its own 2B-row cache; do not pass `cache`/`past_key_values`"
+        )
     return model.generate(
         inputs,
         custom_generate=fused_mi_decoding,

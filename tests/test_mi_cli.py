@@ -41,7 +41,10 @@ def test_parsing_defaults_and_flags():
         (["--mi", "m3id"], "needs --context or --negative-prompt"),
         (["--context", "a", "--negative-prompt", "b"], "either --context or --negative-prompt"),
         (["--context", "a", "--mi-weight", "1.0"], "'--mi-weight' does not apply to rule 'm3id'"),
-        (["--context", "a", "--mi", "constant", "--mi-lambda", "0.1"], "'--mi-lambda' does not apply to rule 'constant'"),
+        (
+            ["--context", "a", "--mi", "constant", "--mi-lambda", "0.1"],
+            "'--mi-lambda' does not apply to rule 'constant'",
+        ),
         (["--context", "a", "--mi-alpha", "2"], r"--mi-alpha must be in \(0.0, 1.0\]"),
         (["--context", "   "], "--context is empty"),
     ],

@@ -93,7 +93,10 @@ def add_mi_arguments(parser: argparse.ArgumentParser) -> None:
         MI_FLAGS["rule"], choices=list(RULES), default=None, help=f"the rule (default m3id). {rules}"
     )
     group.add_argument(
-        MI_FLAGS["lam"], type=float, default=None, help=f"M3ID's weight growth rate (default {DEFAULT_LAMBDA})"
+        MI_FLAGS["lam"],
+        type=float,
+        default=None,
+        help=f"M3ID's weight growth rate (default {DEFAULT_LAMBDA})",
     )
     group.add_argument(
         MI_FLAGS["alpha"], type=float, default=None, help=f"M3ID's confidence gate (default {DEFAULT_ALPHA})"
@@ -154,7 +157,9 @@ def _read_context(value: str) -> str:
 def mi_prompts(args: argparse.Namespace) -> tuple[str, str]:
     """(conditioned, unconditioned) prompt texts of the MI options."""
     if args.context is None and args.negative_prompt is None:
-        raise ValueError("MI decoding needs --context or --negative-prompt (what to contrast the prompt with)")
+        raise ValueError(
+            "MI decoding needs --context or --negative-prompt (what to contrast the prompt with)"
+        )
     if args.context is not None and args.negative_prompt is not None:
         raise ValueError("give either --context or --negative-prompt, not both")
     if args.context is not None:

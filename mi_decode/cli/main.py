@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         "model-path",
         help="print the folder of the embedded model (a standard Hugging Face model folder)",
         description="Print the local folder of the converted embedded SmolLM2-135M-Instruct, converting it on "
-        "first use, to point other tools at it: vllm serve \"$(mi-decode model-path)\"",
+        'first use, to point other tools at it: vllm serve "$(mi-decode model-path)"',
     )
     model_path.set_defaults(func=_print_model_path)
     return parser

@@ -127,6 +127,8 @@ def rank_prompts(
     progress: bool = True,
     labels: Sequence[int] | str | None = None,
     norm: str = "softmax",
+    backend: str = "hf",
+    llm=None,
 ) -> PromptRanking:
     """Rank prompt templates by a label-free criterion (mutual information with CBM by default).
 
@@ -135,18 +137,26 @@ def rank_prompts(
     and the answers in the default setting ``"PA"``. See :mod:`mi_decode.selection` for the formulas.
 
     Args:
-        model, tokenizer: a causal LM and its tokenizer.
+        model, tokenizer: with ``backend="hf"``, a causal LM and its tokenizer. With ``backend="vllm"``,
+            ``model`` is the engine: a ``vllm.LLM``, or a model id or folder (``None``: the embedded model)
+            to start one with :func:`mi_decode.vllm.scoring.load_llm` (it starts in seconds to minutes; pass
+            an ``LLM`` to rank several times); ``tokenizer`` may be ``None`` (the engine's own).
         templates: :class:`~mi_decode.templates.PromptTemplate` objects, or a promptsource YAML path.
         inputs: examples: a list of dicts, a ``datasets.Dataset`` or a JSONL/JSON/CSV file.
         method: one of :data:`mi_decode.selection.METHODS` (``"mi"`` by default).
         calibration: ``"cbm"`` (default), ``"cc"``, ``"pmi_dc"`` or ``"none"``.
         setting: ``"X"``, ``"A"``, ``"P"`` or ``"PA"`` (default): where the calibration applies.
         answer_score: answer log-prob mode: ``"mean"`` over its tokens (default), ``"sum"`` or ``"first"``.
-        batch_size: prompts per forward pass.
+        batch_size: prompts per forward pass (``backend="hf"``; vLLM schedules its own batches).
         progress: show a progress bar.
         labels: optional gold answer indices (or the name of an input field holding them); only used to
             report each template's macro-F1 and the selected/oracle ratio, never to select.
         norm: renormalisation of calibrated probabilities, ``"softmax"`` (default) or ``"sum"``.
+        backend: ``"hf"`` (default): the packed transformers scorer, :func:`mi_decode.scoring.score_templates`;
+            ``"vllm"``: the same scores from a vLLM engine, :func:`mi_decode.vllm.scoring.score_templates_vllm`
+            (needs vLLM 0.32, the ``[vllm]`` extra; selections agree with ``"hf"``).
+        llm: with ``backend="vllm"``, the engine may be given here instead of as ``model`` (then ``model``
+            must be ``None``).
 
     Returns:
         A :class:`PromptRanking`.
@@ -163,6 +173,12 @@ def rank_prompts(
         >>> inputs = [{"text": "A joy from start to finish."}, {"text": "Tedious and overlong."}]
         >>> result = rank_prompts(model, tokenizer, templates, inputs)  # doctest: +SKIP
         >>> result.selected, result.predicted_answers  # doctest: +SKIP
+
+        On vLLM (``pip install "mi-decode[vllm]"``), with an engine started once:
+
+        >>> from mi_decode.vllm.scoring import load_llm
+        >>> llm = load_llm()  # the embedded model, float32  # doctest: +SKIP
+        >>> result = rank_prompts(llm, None, templates, inputs, backend="vllm")  # doctest: +SKIP
     """
     method = normalize_method(method)
     calibration = normalize_calibration(calibration)
@@ -171,20 +187,32 @@ def rank_prompts(
         raise ValueError(f"`answer_score` must be one of {ANSWER_SCORES}, got {answer_score!r}")
     if norm not in NORMALIZATIONS:
         raise ValueError(f"`norm` must be one of {NORMALIZATIONS}, got {norm!r}")
+    _check_backend(backend, model, llm)
     if isinstance(templates, (str, os.PathLike)):
         templates = load_templates(templates)
     examples = load_inputs(inputs)
     gold = _resolve_labels(labels, examples)
 
-    scores = score_templates(
-        model,
-        tokenizer,
-        templates,
-        examples,
-        batch_size=batch_size,
-        progress=progress,
-        perplexity=method in ("ppl", "ppl_l"),
-    )
+    perplexity = method in ("ppl", "ppl_l")
+    if backend == "vllm":
+        from .vllm.scoring import is_vllm_engine, load_llm, score_templates_vllm
+
+        engine = llm if llm is not None else model
+        if not is_vllm_engine(engine):
+            engine = load_llm(engine)
+        scores = score_templates_vllm(
+            engine, templates, examples, tokenizer=tokenizer, progress=progress, perplexity=perplexity
+        )
+    else:
+        scores = score_templates(
+            model,
+            tokenizer,
+            templates,
+            examples,
+            batch_size=batch_size,
+            progress=progress,
+            perplexity=perplexity,
+        )
     selection = select_prompts(
         scores.inputs.get(answer_score),
         method=method,
@@ -230,6 +258,37 @@ def rank_prompts(
             ranking.selected_f1 / ranking.oracle_f1 if ranking.oracle_f1 else float("nan")
         )
     return ranking
+
+
+BACKENDS = ("hf", "vllm")
+
+
+def _check_backend(backend: str, model, llm) -> None:
+    """One-line errors for a backend that does not fit the model arguments (vLLM is not imported here)."""
+    from .vllm.scoring import is_vllm_engine
+
+    if backend not in BACKENDS:
+        raise ValueError(f"`backend` must be one of {BACKENDS}, got {backend!r}")
+    if backend == "hf":
+        if llm is not None:
+            raise ValueError("`llm` is the vLLM engine of backend='vllm'; pass backend='vllm' with it")
+        if is_vllm_engine(model):
+            raise ValueError("a vllm.LLM needs backend='vllm'")
+        if model is None or isinstance(model, (str, os.PathLike)):
+            raise ValueError(
+                "backend='hf' needs a loaded model and tokenizer (mi_decode.load_model()), got "
+                f"{type(model).__name__}"
+            )
+        return
+    if llm is not None:
+        if model is not None:
+            raise ValueError("give the vLLM engine once: as `model` or as `llm`, not both")
+        if not is_vllm_engine(llm):
+            raise ValueError(f"`llm` must be a vllm.LLM, got {type(llm).__name__}")
+    elif not (model is None or isinstance(model, (str, os.PathLike)) or is_vllm_engine(model)):
+        raise ValueError(
+            f"backend='vllm' takes a vllm.LLM or a model id or folder as `model`, got {type(model).__name__}"
+        )
 
 
 def _resolve_labels(labels, examples: list[dict]) -> np.ndarray | None:

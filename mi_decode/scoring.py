@@ -346,30 +346,44 @@ def content_free_example(example: Mapping, value: str, keep: Sequence[str] = ("l
     return {k: (v if k in keep else value) for k, v in example.items()}
 
 
-def score_templates(
-    model,
-    tokenizer,
-    templates: Sequence[PromptTemplate],
-    inputs: Sequence[Mapping],
-    batch_size: int = 16,
-    progress: bool = True,
-    perplexity: bool = True,
-) -> TemplateScores:
-    """Render every template on every input (and on the content-free inputs) and score all answer choices
-    in one batched pass.
+@dataclass
+class TemplateRequests:
+    """Every template rendered on every input and on the content-free inputs, flattened into one list of
+    scoring requests (what :func:`score_templates` and its vLLM twin score), and how to fold the scores back."""
 
-    Every template must give the same number of answer choices for all inputs, and all templates the same
-    number (selection compares templates choice by choice). ``perplexity=False`` skips the prompts'
-    perplexities (left NaN), which only the PPL methods use.
+    template_names: list[str]
+    answer_choices: list[list[str]]
+    rendered: list[list[str]]  # [T][X] prompts
+    prompts: list[str]  # T*X input prompts, then T*K content-free prompts
+    choices: list[list[str]]
 
-    Example:
-        >>> from mi_decode.scoring import score_templates
-        >>> from mi_decode.templates import PromptTemplate
-        >>> t = PromptTemplate.from_format("t", "{text} Sentiment:", ["negative", "positive"])
-        >>> scores = score_templates(model, tokenizer, [t], [{"text": "Great!"}])  # doctest: +SKIP
-        >>> scores.inputs.mean.shape  # doctest: +SKIP
-        (1, 1, 2)
-    """
+    def split(self, scores: ChoiceScores) -> TemplateScores:
+        """Fold flat ``scores`` (in :attr:`prompts` order) into a :class:`TemplateScores`."""
+        num_templates, num_inputs = len(self.template_names), len(self.rendered[0])
+
+        def part(start: int, rows: int) -> ChoiceScores:
+            def fold(array: np.ndarray) -> np.ndarray:
+                return array[start : start + num_templates * rows].reshape(
+                    num_templates, rows, *array.shape[1:]
+                )
+
+            return ChoiceScores(
+                **{field: fold(getattr(scores, field)) for field in ("first", "sum", "mean", "num_tokens")},
+                perplexity=fold(scores.perplexity),
+            )
+
+        return TemplateScores(
+            template_names=self.template_names,
+            answer_choices=self.answer_choices,
+            inputs=part(0, num_inputs),
+            content_free=part(num_templates * num_inputs, len(CONTENT_FREE_INPUTS)),
+            prompts=self.rendered,
+        )
+
+
+def template_requests(templates: Sequence[PromptTemplate], inputs: Sequence[Mapping]) -> TemplateRequests:
+    """Render ``templates`` on ``inputs`` and on the content-free inputs, with :func:`score_templates`'s
+    checks (unique names, the same number of answer choices for every input and template)."""
     if not templates:
         raise ValueError("no templates given")
     if not inputs:
@@ -401,35 +415,41 @@ def score_templates(
             rendered = template.render(content_free_example(inputs[0], value, keep), 0)
             content_free_prompts.append(rendered.prompt)
             content_free_choices.append(rendered.answer_choices)
-
-    all_prompts = [p for template_prompts in prompts for p in template_prompts] + content_free_prompts
-    scores = score_choices(
-        model,
-        tokenizer,
-        all_prompts,
-        choices + content_free_choices,
-        batch_size,
-        progress,
-        perplexity=perplexity,
-    )
-    num_templates, num_inputs, num_free = len(templates), len(inputs), len(CONTENT_FREE_INPUTS)
-
-    def split(array: np.ndarray, start: int, rows: int) -> np.ndarray:
-        return array[start : start + num_templates * rows].reshape(num_templates, rows, *array.shape[1:])
-
-    def part(start: int, rows: int) -> ChoiceScores:
-        return ChoiceScores(
-            **{
-                field: split(getattr(scores, field), start, rows)
-                for field in ("first", "sum", "mean", "num_tokens")
-            },
-            perplexity=split(scores.perplexity, start, rows),
-        )
-
-    return TemplateScores(
+    return TemplateRequests(
         template_names=names,
         answer_choices=template_choices,
-        inputs=part(0, num_inputs),
-        content_free=part(num_templates * num_inputs, num_free),
-        prompts=prompts,
+        rendered=prompts,
+        prompts=[p for template_prompts in prompts for p in template_prompts] + content_free_prompts,
+        choices=choices + content_free_choices,
     )
+
+
+def score_templates(
+    model,
+    tokenizer,
+    templates: Sequence[PromptTemplate],
+    inputs: Sequence[Mapping],
+    batch_size: int = 16,
+    progress: bool = True,
+    perplexity: bool = True,
+) -> TemplateScores:
+    """Render every template on every input (and on the content-free inputs) and score all answer choices
+    in one batched pass.
+
+    Every template must give the same number of answer choices for all inputs, and all templates the same
+    number (selection compares templates choice by choice). ``perplexity=False`` skips the prompts'
+    perplexities (left NaN), which only the PPL methods use.
+
+    Example:
+        >>> from mi_decode.scoring import score_templates
+        >>> from mi_decode.templates import PromptTemplate
+        >>> t = PromptTemplate.from_format("t", "{text} Sentiment:", ["negative", "positive"])
+        >>> scores = score_templates(model, tokenizer, [t], [{"text": "Great!"}])  # doctest: +SKIP
+        >>> scores.inputs.mean.shape  # doctest: +SKIP
+        (1, 1, 2)
+    """
+    requests = template_requests(templates, inputs)
+    scores = score_choices(
+        model, tokenizer, requests.prompts, requests.choices, batch_size, progress, perplexity=perplexity
+    )
+    return requests.split(scores)

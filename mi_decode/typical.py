@@ -5,12 +5,19 @@ Keeps the tokens whose surprisal is closest to the distribution's entropy, up to
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 from transformers import LogitsProcessor
 
 # Buckets of the |surprisal - entropy| histogram used to locate the cut without sorting the vocabulary.
 _NUM_BINS = 2048
-_CHUNK_ELEMENTS = 1 << 20
+# Rows per chunk: without a workspace, float64 temporaries up to 2 MB, which glibc's allocator reuses: from
+# ~3 MB (8 x 49k) each is a fresh mmap whose page faults cost more than the arithmetic (8 x 49k on one core:
+# 9 ms in 1M-element chunks, 3.6 ms in 256k). A workspace has no such faults; its chunk bounds it to ~35 MB.
+_CHUNK_ELEMENTS = 1 << 18
+_WORKSPACE_CHUNK_ELEMENTS = 1 << 20
 
 
 def check_scores(scores: torch.Tensor, name: str = "scores") -> None:
@@ -31,66 +38,179 @@ def check_scores(scores: torch.Tensor, name: str = "scores") -> None:
         )
 
 
-def typical_keep_mask(scores: torch.Tensor, tau: float, min_tokens_to_keep: int = 1) -> torch.Tensor:
+def typical_keep_mask(
+    scores: torch.Tensor,
+    tau: float | torch.Tensor,
+    min_tokens_to_keep: int | torch.Tensor = 1,
+    workspace: TypicalWorkspace | None = None,
+) -> torch.Tensor:
     """Boolean mask of the tokens locally typical sampling keeps, per row of ``scores`` (B, V).
 
     A token y is kept iff eps(y) = |-log p(y) - H| <= r, where r is the smallest value such that the
     tokens with eps <= r hold mass >= tau; so ties at the cut are all kept. At least
     ``min_tokens_to_keep`` tokens (those with the smallest eps, ties included) are kept.
+
+    ``tau`` is a float in (0, 1] or a tensor (B,) of per-row values; a row with tau >= 1 keeps everything.
+    ``min_tokens_to_keep`` is an int >= 1 or an integer tensor (B,). A float and a float64 tensor filled with
+    it give the same mask (a float32 tensor rounds tau). A row whose maximum is not finite (all -inf, or NaN or
+    +inf entries) is kept whole; :func:`check_scores` rejects such rows first where that is an error.
+
+    A :class:`TypicalWorkspace` passed by a caller that runs every step (one per thread) keeps the float64
+    temporaries between calls. :class:`LocallyTypicalLogitsWarper` and the vLLM processor
+    (``mi_decode.vllm.typical``) both call this function.
+
+    Example:
+        >>> scores = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]] * 2))
+        >>> typical_keep_mask(scores, torch.tensor([0.29, 0.81], dtype=torch.float64)).tolist()
+        [[False, True, False, False], [True, True, True, False]]
     """
-    # Row chunks of ~1M elements keep the float64 temporaries small enough for the allocator to reuse;
-    # one 64 x 152k float64 temporary costs more in page faults than in arithmetic.
-    rows = max(1, _CHUNK_ELEMENTS // max(1, scores.shape[1]))
-    if scores.shape[0] <= rows:
-        return _typical_keep_rows(scores, tau, min_tokens_to_keep)
-    return torch.cat([_typical_keep_rows(chunk, tau, min_tokens_to_keep) for chunk in scores.split(rows)])
+    batch = scores.shape[0]
+    if isinstance(tau, torch.Tensor):
+        if tau.shape != (batch,):
+            raise ValueError(f"per-row tau must have shape ({batch},), got {tuple(tau.shape)}")
+        tau = tau.to(device=scores.device, dtype=torch.float64).view(batch, 1)
+    elif tau >= 1.0:
+        return torch.ones_like(scores, dtype=torch.bool)
+    if isinstance(min_tokens_to_keep, torch.Tensor):
+        if min_tokens_to_keep.shape != (batch,):
+            raise ValueError(
+                f"per-row min_tokens_to_keep must have shape ({batch},), got {tuple(min_tokens_to_keep.shape)}"
+            )
+        min_tokens_to_keep = min_tokens_to_keep.to(device=scores.device, dtype=torch.long).view(batch, 1)
+    chunk_elements = _CHUNK_ELEMENTS if workspace is None else _WORKSPACE_CHUNK_ELEMENTS
+    rows = max(1, chunk_elements // max(1, scores.shape[1]))
+    workspace = workspace or TypicalWorkspace()
+    if batch <= rows:
+        return _typical_keep_rows(scores, tau, min_tokens_to_keep, workspace)
+    chunks = scores.split(rows)
+    return torch.cat(
+        [
+            _typical_keep_rows(*chunk, workspace)
+            for chunk in zip(
+                chunks,
+                _split_rows(tau, rows, len(chunks)),
+                _split_rows(min_tokens_to_keep, rows, len(chunks)),
+                strict=True,
+            )
+        ]
+    )
 
 
-def _typical_keep_rows(scores: torch.Tensor, tau: float, min_tokens_to_keep: int) -> torch.Tensor:
+def _split_rows(value, rows: int, count: int):
+    """``value.split(rows)`` for a per-row (B, 1) tensor; a scalar repeated ``count`` times."""
+    return value.split(rows) if isinstance(value, torch.Tensor) else [value] * count
+
+
+class TypicalWorkspace:
+    """Buffers :func:`typical_keep_mask` reuses from call to call: fresh multi-megabyte temporaries are fresh
+    pages for the allocator, and on CPU their page faults cost as much as the arithmetic. Not thread-safe:
+    one per caller thread. At most ~35 MB (one row chunk of 1M elements)."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """An uninitialised ``dtype`` tensor of ``like``'s shape on its device."""
+        buffer = self._buffers.get(name)
+        if (
+            buffer is None
+            or buffer.numel() < like.numel()
+            or buffer.device != like.device
+            or buffer.dtype != dtype
+            # A buffer made under inference_mode cannot be written outside it.
+            or (buffer.is_inference() and not torch.is_inference_mode_enabled())
+        ):
+            buffer = self._buffers[name] = torch.empty(like.numel(), dtype=dtype, device=like.device)
+        return buffer[: like.numel()].view(like.shape)
+
+
+@torch.no_grad()  # a mask has no gradient, and the CPU path reads tensors through numpy
+def _typical_keep_rows(
+    scores: torch.Tensor,
+    tau: float | torch.Tensor,
+    min_tokens_to_keep: int | torch.Tensor,
+    workspace: TypicalWorkspace,
+) -> torch.Tensor:
     """Instead of sorting the whole vocabulary, the mass is histogrammed over eps, the bucket holding the
-    cut is found from the bucket cumsum, and only that bucket's members are ordered (top-k).
-    Work is O(V) plus a top-k over one bucket.
+    cut is found from the bucket cumsum, and only that bucket's members are ordered.
+    Work is O(V) plus a sort of one bucket. ``tau`` and ``min_tokens_to_keep`` are scalars or (B, 1).
     """
     batch, vocab = scores.shape
+    float64 = torch.float64
+    on_cpu = scores.device.type == "cpu"
     # float64 throughout: float32 softmax misplaces the cut by up to ~1e-5 of mass on large vocabularies.
-    logp = torch.log_softmax(scores.double(), dim=-1)
-    p = logp.exp()
-    # Clamping -inf to the most negative double makes 0 * log 0 = 0 without a select.
-    entropy = (p * logp.clamp(min=torch.finfo(torch.float64).min)).sum(-1, keepdim=True).neg_()
-    eps = logp.add_(entropy).abs_()  # |-log p - H|; +inf for masked tokens (reuses logp's storage)
+    # With z = scores - max, p = e / s where e = exp(z), s = sum(e): -log p = log s - z and H = log s - E_p[z],
+    # so eps = |E_p[z] - z| needs no log, and masses are compared unnormalised (e against tau * s).
+    top = scores.amax(-1, keepdim=True).to(float64)
+    z = workspace.get("z", scores, float64).copy_(scores).sub_(top)
+    e = torch.exp(z, out=workspace.get("e", scores, float64))
+    total = e.sum(-1, keepdim=True)
+    scratch = workspace.get("scratch", scores, float64)
+    # nansum drops the 0 * -inf = NaN of masked tokens.
+    mean_z = torch.mul(e, z, out=scratch).nansum(-1, keepdim=True).div_(total)
+    eps = z.sub_(mean_z).abs_()  # +inf for masked tokens (reuses z's storage)
+    target = tau * total  # tau of the mass, unnormalised
 
-    eps_max = torch.nan_to_num(eps, posinf=0.0).amax(-1, keepdim=True)
+    eps_max = eps.amax(-1, keepdim=True)
+    overflow = not bool(eps_max.isfinite().all())
+    if overflow:
+        # Only rows with masked tokens (eps +inf) need a pass that skips them. A row without a usable
+        # distribution (NaN: all -inf, or NaN or +inf scores) becomes all +inf, so it is kept whole.
+        eps.nan_to_num_(nan=math.inf, posinf=math.inf)
+        eps_max = torch.where(eps.isinf(), 0.0, eps).amax(-1, keepdim=True)
     # Bucket b holds eps in [b, b+1) * width. The 1.5 margin keeps every finite eps below the last
     # bucket index despite rounding, so the overflow bucket _NUM_BINS holds exactly the masked tokens.
-    width = (eps_max / (_NUM_BINS - 1.5)).clamp_min(torch.finfo(torch.float64).tiny)
-    bucket = (eps / width).floor_().clamp_(max=_NUM_BINS).long()
-    bucket_mass = torch.zeros(batch, _NUM_BINS + 1, dtype=torch.float64, device=scores.device)
-    bucket_mass.scatter_add_(1, bucket, p)
+    # Any monotone bucketing gives the same mask: the cut bucket is ordered exactly below.
+    width = (eps_max / (_NUM_BINS - 1.5)).clamp_min(torch.finfo(float64).tiny)
+    scaled = torch.div(eps, width, out=scratch)
+    if overflow:
+        scaled.clamp_(max=_NUM_BINS)
+    bucket = workspace.get("bucket", scores, torch.long).copy_(scaled)  # truncation is floor for eps >= 0
+    bucket_mass = torch.zeros(batch, _NUM_BINS + 1, dtype=float64, device=scores.device)
+    bucket_mass.scatter_add_(1, bucket, e)
     cumulative = bucket_mass[:, :_NUM_BINS].cumsum(-1)
-    cut_bucket = (cumulative < tau).sum(-1, keepdim=True)  # first bucket reaching tau
+    cut_bucket = (cumulative < target).sum(-1, keepdim=True)  # first bucket reaching tau
     reaches = cut_bucket < _NUM_BINS  # rounding can leave the total mass just short of tau
-    cut_bucket = cut_bucket.clamp_max(_NUM_BINS - 1)
+    cut_bucket.clamp_(max=_NUM_BINS - 1)
     mass_before = torch.nn.functional.pad(cumulative, (1, 0)).gather(1, cut_bucket)
 
-    # Order only the cut bucket's members by eps and find where the running mass reaches tau.
-    outside_cut = bucket != cut_bucket
-    members = int((~outside_cut).sum(-1).max())
-    candidate_eps, candidate_idx = torch.topk(
-        eps.masked_fill(outside_cut, float("inf")), members, dim=-1, largest=False, sorted=True
-    )
-    candidate_mass = p.gather(1, candidate_idx).masked_fill_(candidate_eps.isinf(), 0.0)
-    running = mass_before + candidate_mass.cumsum(-1)
-    position = (running < tau).sum(-1, keepdim=True).clamp_max(members - 1)
+    # Order only the cut bucket's members by eps, packed into a (B, members) table padded with +inf,
+    # and find where the running mass reaches tau.
+    in_cut = workspace.get("in_cut", scores, torch.bool)
+    if on_cpu:
+        # numpy's broadcast compare and flatnonzero are ~5x faster than torch's CPU eq and nonzero.
+        np.equal(bucket.numpy(), cut_bucket.numpy(), out=in_cut.numpy())
+        members_flat = torch.from_numpy(np.flatnonzero(in_cut.numpy()))
+        member_rows, member_cols = members_flat // vocab, members_flat % vocab
+    else:
+        member_rows, member_cols = torch.eq(bucket, cut_bucket, out=in_cut).nonzero(as_tuple=True)
+    counts = torch.bincount(member_rows, minlength=batch)
+    members = max(1, int(counts.max()))
+    slot = torch.arange(member_rows.numel(), device=scores.device) - (counts.cumsum(0) - counts)[member_rows]
+    candidate_eps = torch.full((batch, members), float("inf"), dtype=float64, device=scores.device)
+    candidate_eps[member_rows, slot] = eps[member_rows, member_cols]
+    candidate_mass = torch.zeros((batch, members), dtype=float64, device=scores.device)
+    candidate_mass[member_rows, slot] = e[member_rows, member_cols]
+    candidate_eps, order = torch.sort(candidate_eps, dim=-1)
+    running = candidate_mass.gather(1, order).cumsum_(-1).add_(mass_before)
+    position = (running < target).sum(-1, keepdim=True).clamp_(max=members - 1)
     threshold = candidate_eps.gather(1, position)
-    # Rows whose total mass rounds below tau keep everything, as the reference's clamp does.
-    threshold.masked_fill_(~reaches, float("inf"))
+    # Rows whose total mass rounds below tau, or whose tau is 1, keep everything.
+    keep_all = ~reaches
+    if isinstance(tau, torch.Tensor):
+        keep_all |= tau >= 1.0
+    threshold.masked_fill_(keep_all, float("inf"))
 
-    if min_tokens_to_keep > 1:
-        # The k-th smallest eps is +inf when fewer than k tokens are finite: then everything is kept.
-        kth = torch.topk(eps, min(min_tokens_to_keep, vocab), dim=-1, largest=False, sorted=True).values[
-            :, -1:
-        ]
+    # The k-th smallest eps is +inf when fewer than k tokens are finite: then everything is kept. The
+    # threshold is never below the smallest eps, so k = 1 needs nothing.
+    per_row_k = isinstance(min_tokens_to_keep, torch.Tensor)
+    k_max = min(int(min_tokens_to_keep.max()) if per_row_k else min_tokens_to_keep, vocab)
+    if k_max > 1:
+        smallest = torch.topk(eps, k_max, dim=-1, largest=False, sorted=True).values
+        kth = smallest.gather(1, min_tokens_to_keep.clamp(1, k_max) - 1) if per_row_k else smallest[:, -1:]
         threshold = torch.maximum(threshold, kth)
+    if on_cpu:
+        return torch.from_numpy(np.less_equal(eps.numpy(), threshold.numpy()))  # as above, ~4x faster
     return eps <= threshold
 
 

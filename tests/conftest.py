@@ -14,6 +14,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# The vLLM tests run in their own environment (.venv-vllm, built by scripts/vllm.sh); elsewhere they are not
+# collected, and where vLLM is installed only they are, so each environment runs its own suite.
+try:
+    import vllm  # noqa: F401
+
+    HAVE_VLLM = True
+except Exception:
+    HAVE_VLLM = False
+collect_ignore_glob = [] if HAVE_VLLM else ["test_vllm_*.py"]
+
 
 def make_tiny_llama(vocab_size: int = 128, seed: int = 0):
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -76,3 +86,14 @@ def data_dir() -> Path:
     if not (path / "README.md").is_file():
         pytest.fail(f"evaluation data not found at {path}; set MI_DECODE_DATA_DIR")
     return path
+
+
+@pytest.fixture(scope="session")
+def vllm_llm():
+    """One in-process vLLM engine on the embedded model (float32, as load_llm starts it for users), shared by
+    the vLLM tests (it takes ~30 s to start). mi_decode's logits processors load through their entry points."""
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; the default takes most of the machine's memory
+    from mi_decode.vllm.scoring import load_llm
+
+    return load_llm()

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from transformers import TypicalLogitsWarper
 
 from mi_decode import LocallyTypicalLogitsWarper
+from mi_decode.typical import TypicalWorkspace, typical_keep_mask
 
 ROUNDING = 1e-6  # rows whose cumulative mass at the cut is this close to tau may legitimately differ
 
@@ -77,6 +78,75 @@ def test_matches_float64_reference(scores, tau, min_tokens_to_keep):
     rows = ~ambiguous
     assert torch.equal(kept[rows], expected[rows] & (scores[rows] != -math.inf))
     assert (kept.sum(-1) >= torch.clamp((scores != -math.inf).sum(-1), max=min_tokens_to_keep)).all()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+@given(scores=logits_batches(), data=st.data())
+def test_per_row_tau_matches_the_float64_reference_row_by_row(scores, data):
+    """typical_keep_mask with a tau and a min_tokens_to_keep per row (as the vLLM processor calls it)."""
+    batch = scores.shape[0]
+    taus = data.draw(
+        st.lists(st.sampled_from([0.05, 0.2, 0.5, 0.9, 0.95, 0.999, 1.0]), min_size=batch, max_size=batch)
+    )
+    keeps = data.draw(st.lists(st.sampled_from([1, 1, 2, 5]), min_size=batch, max_size=batch))
+    kept = typical_keep_mask(
+        scores, torch.tensor(taus, dtype=torch.float64), torch.tensor(keeps), workspace=TypicalWorkspace()
+    )
+    assert kept.shape == scores.shape and kept.dtype == torch.bool
+    for row, (tau, keep) in enumerate(zip(taus, keeps, strict=True)):
+        if tau == 1.0:
+            assert kept[row].all()
+            continue
+        expected, ambiguous = reference_typical(scores[row : row + 1], tau, keep)
+        if not ambiguous.any():
+            assert torch.equal(kept[row], expected[0]), (row, tau, keep)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+@given(scores=logits_batches(), tau=st.sampled_from([0.05, 0.2, 0.9, 0.95]), keep=st.sampled_from([1, 3]))
+def test_a_float_tau_and_a_tensor_of_it_give_the_same_mask(scores, tau, keep):
+    batch = scores.shape[0]
+    workspace = TypicalWorkspace()
+    expected = typical_keep_mask(scores, tau, keep)
+    per_row = typical_keep_mask(
+        scores, torch.full((batch,), tau, dtype=torch.float64), torch.full((batch,), keep), workspace
+    )
+    assert torch.equal(per_row, expected)
+    # A reused workspace (other shapes and dtypes in between) changes nothing.
+    typical_keep_mask(torch.randn(3, 7), 0.5, workspace=workspace)
+    assert torch.equal(typical_keep_mask(scores, tau, keep, workspace), expected)
+
+
+def test_per_row_tau_across_row_chunks():
+    # 40 x 32000 spans several row chunks: the per-row values must follow their rows.
+    scores = torch.randn(40, 32000, generator=torch.Generator().manual_seed(2)) * 3
+    taus = torch.linspace(0.05, 1.0, 40, dtype=torch.float64)
+    kept = typical_keep_mask(scores, taus)
+    for row in (0, 13, 26, 38):
+        expected, ambiguous = reference_typical(scores[row : row + 1], float(taus[row]))
+        assert not ambiguous.any()
+        assert torch.equal(kept[row], expected[0])
+    assert kept[39].all()
+
+
+def test_rows_without_a_distribution_are_kept_whole():
+    scores = torch.tensor([[0.0, 1.0, -2.0], [-math.inf] * 3, [0.0, math.nan, 1.0], [0.0, math.inf, 1.0]])
+    kept = typical_keep_mask(scores, 0.5)
+    assert kept[1:].all()
+    assert kept[0].tolist() == reference_typical(scores[:1], 0.5)[0][0].tolist()
+
+
+@pytest.mark.parametrize(
+    "tau, keep, match",
+    [(torch.full((3,), 0.5), 1, "tau must have shape"), (0.5, torch.ones(3, dtype=torch.long), "min_tokens")],
+)
+def test_per_row_arguments_of_the_wrong_shape_raise(tau, keep, match):
+    with pytest.raises(ValueError, match=match):
+        typical_keep_mask(torch.randn(2, 10), tau, keep)
 
 
 # transformers computes eps and the cumulative mass in float32: its cut can move when another token's eps is

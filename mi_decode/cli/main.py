@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args.subcommand_argv = argv[1:]  # a subcommand that relaunches itself (eval --num-processes) needs them
     try:
         return args.func(args)
-    except (ValueError, OSError, ModuleNotFoundError) as error:
+    except (ValueError, OSError, ImportError) as error:  # ImportError: a missing optional package (vLLM)
         # Errors about the user's input are one line; anything else keeps its traceback.
         message = str(error).strip().splitlines()
         print(f"mi-decode {args.command}: error: {' '.join(message)}", file=sys.stderr)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from ..eval.data.prompt_selection import TASKS, infer_task, read_task_file
+from ..rank import BACKENDS
 from ..scoring import ANSWER_SCORES
 from ..selection import CALIBRATIONS, METHODS, NORMALIZATIONS, SETTINGS
 from .types import positive_int
@@ -20,8 +22,8 @@ def add_subcommand(subparsers) -> None:
         >>> parser = argparse.ArgumentParser(prog="mi-decode")
         >>> add_subcommand(parser.add_subparsers())
         >>> args = parser.parse_args(["rank-prompts", "--templates", "t.yaml", "--data", "d.jsonl"])
-        >>> args.method, args.calibration, args.setting
-        ('mi', 'cbm', 'PA')
+        >>> args.method, args.calibration, args.setting, args.backend
+        ('mi', 'cbm', 'PA', 'hf')
     """
     parser = subparsers.add_parser(
         "rank-prompts",
@@ -53,9 +55,21 @@ def add_subcommand(subparsers) -> None:
     parser.add_argument("--answer-score", default="mean", choices=ANSWER_SCORES)
     parser.add_argument("--norm", default="softmax", choices=NORMALIZATIONS)
     parser.add_argument("--limit", type=positive_int, default=None, help="use only the first N inputs")
-    parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=16,
+        help="prompts per forward pass (hf backend; default 16)",
+    )
     parser.add_argument(
         "--model", default=None, help="model id or path (default: the embedded SmolLM2-135M-Instruct)"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="hf",
+        help="scoring backend: hf (transformers, packed scorer; the default) or vllm (a vLLM engine started "
+        "on --model; needs vLLM 0.32: pip install 'mi-decode[vllm]'; on CPU set VLLM_CPU_KVCACHE_SPACE)",
     )
     parser.add_argument("--top", type=positive_int, default=None, help="print only the best N templates")
     parser.add_argument("--out", default=None, help="write the result as JSON to this file")
@@ -76,7 +90,17 @@ def run(args) -> int:
     else:
         examples = load_inputs(args.data, limit=args.limit)
     label_field = args.label_field or ("label" if task is not None else None)
-    model, tokenizer = load_model(args.model)
+    if args.backend == "vllm":
+        from ..vllm import VLLMUnavailableError
+        from ..vllm.scoring import load_llm
+
+        try:
+            model, tokenizer = load_llm(args.model), None
+        except VLLMUnavailableError as error:  # an ImportError: say it in one line, as for bad input
+            print(f"mi-decode rank-prompts: error: {error}", file=sys.stderr)
+            return 2
+    else:
+        model, tokenizer = load_model(args.model)
     result = rank_prompts(
         model,
         tokenizer,
@@ -90,12 +114,17 @@ def run(args) -> int:
         progress=not args.no_progress,
         labels=label_field,
         norm=args.norm,
+        backend=args.backend,
     )
     print(result.table(top=args.top))
     if args.out:
         summary = result.to_dict()
         summary.update(
-            templates=str(args.templates), data=str(args.data), task=task, model=args.model or "embedded"
+            templates=str(args.templates),
+            data=str(args.data),
+            task=task,
+            model=args.model or "embedded",
+            backend=args.backend,
         )
         Path(args.out).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.out}")

@@ -35,6 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument(
+        "--backend",
+        choices=("hf", "vllm"),
+        default="hf",
+        help="how models score: hf (transformers; the default) or vllm (a vLLM engine on --model; "
+        "prompt_selection tasks only; needs vLLM 0.32: pip install 'mi-decode[vllm]')",
+    )
+    parser.add_argument(
         "--num-processes",
         type=int,
         default=1,
@@ -56,12 +63,15 @@ def settings_from_args(args):
         batch_size=args.batch_size,
         methods=[name.strip() for name in args.methods.split(",")] if args.methods else None,
         progress=not args.no_progress,
+        backend=args.backend,
     )
 
 
 def run(args, argv: list[str]) -> int:
     if args.num_processes < 1:
         raise ValueError(f"--num-processes must be >= 1, got {args.num_processes}")
+    if args.num_processes > 1 and args.backend == "vllm":
+        raise ValueError("--backend vllm runs in one process (vLLM batches itself); drop --num-processes")
     if args.num_processes > 1:
         # Relaunch under accelerate. Its --multi_gpu launcher (torchrun) also serves CPUs: the engine then
         # asks for a CPU process group; plain --cpu would start a single process.
@@ -75,11 +85,16 @@ def run(args, argv: list[str]) -> int:
 
     from pathlib import Path
 
+    from ..vllm import VLLMUnavailableError
     from .engine import run_evaluation, write_results
     from .report import summary_text, write_report
 
     settings = settings_from_args(args)
-    results = run_evaluation(settings)
+    try:
+        results = run_evaluation(settings)
+    except VLLMUnavailableError as error:  # an ImportError: say it in one line, as for bad input
+        print(f"mi-decode eval: error: {error}", file=sys.stderr)
+        return 2
     if results:
         output_dir = Path(settings.output_dir)
         write_results(results, output_dir)

@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
+from ..rank import BACKENDS
 from .kinds import EvalContext
 from .registry import TASK_KINDS
 from .store import ResultShard, check_run_settings, read_records
@@ -40,10 +41,13 @@ class EvalSettings:
     batch_size: int = 4
     methods: list[str] | None = None
     progress: bool = True
+    backend: str = "hf"  # "vllm": score prompt-selection tasks on a vLLM engine (other kinds refuse it)
 
     def __post_init__(self):
         if not self.suites:
             raise ValueError("name at least one suite")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"--limit must be >= 1, got {self.limit}")
         if self.batch_size < 1:
@@ -51,13 +55,17 @@ class EvalSettings:
         self.output_dir = Path(self.output_dir)
 
     def run_settings(self, suite: Suite) -> dict[str, Any]:
-        """What must match for stored records to be reused (the limit may grow; methods may be added)."""
-        return {
+        """What must match for stored records to be reused (the limit may grow; methods may be added). The
+        backend is recorded only when it is not the default, so folders of earlier runs stay valid."""
+        settings = {
             "model": self.model or "SmolLM2-135M-Instruct (embedded)",
             "seed": self.seed,
             "batch_size": self.batch_size,
             "suite": suite.fingerprint(),
         }
+        if self.backend != "hf":
+            settings["backend"] = self.backend
+        return settings
 
 
 def _task_limit(settings: EvalSettings, task) -> int | None:
@@ -82,6 +90,9 @@ def run_evaluation(settings: EvalSettings, model=None, tokenizer=None) -> dict[s
 
     With ``accelerate launch --num_processes N -m mi_decode.eval ...`` each process runs its share of the
     batches; the main process then summarises everything (other processes return ``{}``).
+
+    With ``settings.backend == "vllm"`` (prompt-selection tasks only) ``model`` may be a ``vllm.LLM``; by
+    default one is started on ``settings.model`` (:func:`mi_decode.vllm.scoring.load_llm`).
     """
     from accelerate import PartialState
 
@@ -91,6 +102,16 @@ def run_evaluation(settings: EvalSettings, model=None, tokenizer=None) -> dict[s
     unknown = set(settings.methods or ()) - {m for suite in suites for t in suite.tasks for m in t.methods}
     if unknown:
         raise ValueError(f"--methods names methods no selected task uses: {sorted(unknown)}")
+    if model is not None:
+        from ..vllm.scoring import is_vllm_engine
+
+        if is_vllm_engine(model) != (settings.backend == "vllm"):
+            raise ValueError(
+                f"a {'vllm.LLM' if is_vllm_engine(model) else 'transformers model'} was given with backend "
+                f"{settings.backend!r}: a vllm.LLM goes with backend 'vllm', a transformers model with 'hf'"
+            )
+    if settings.backend == "vllm":  # before the data and any model: a refused run costs nothing
+        _check_vllm_backend(settings, state, suites)
     examples_by_task = {}
     for suite in suites:  # all data before anything is written, so a refused run leaves no files
         for task in _selected_tasks(settings, suite):
@@ -101,7 +122,11 @@ def run_evaluation(settings: EvalSettings, model=None, tokenizer=None) -> dict[s
         for suite in suites:
             check_run_settings(settings.output_dir / suite.name, settings.run_settings(suite))
     state.wait_for_everyone()  # run.json is checked before any process writes records
-    if model is None:  # after the data, so a bad data folder fails fast
+    if model is None and settings.backend == "vllm":
+        from ..vllm.scoring import load_llm
+
+        model = load_llm(settings.model)
+    elif model is None:  # after the data, so a bad data folder fails fast
         from ..models import load_model
 
         model, tokenizer = load_model(settings.model, device=state.device)
@@ -120,6 +145,25 @@ def run_evaluation(settings: EvalSettings, model=None, tokenizer=None) -> dict[s
 
 def _kind(task):
     return TASK_KINDS.get(task.kind)()
+
+
+VLLM_KINDS = ("prompt_selection",)  # the task kinds that score on a vLLM engine with --backend vllm
+
+
+def _check_vllm_backend(settings: EvalSettings, state, suites: list[Suite]) -> None:
+    """Refuse ``--backend vllm`` for tasks of other kinds, for several processes, and without vLLM."""
+    for suite in suites:
+        for task in _selected_tasks(settings, suite):
+            if task.kind not in VLLM_KINDS:
+                raise ValueError(
+                    f"--backend vllm scores {', '.join(VLLM_KINDS)} tasks only; task {suite.name}/{task.name} "
+                    f"is a {task.kind} task: run it with --backend hf, or select prompt-selection suites only"
+                )
+    if state.num_processes > 1:
+        raise ValueError("--backend vllm runs in one process (vLLM batches itself); drop --num-processes")
+    from ..vllm import require_vllm
+
+    require_vllm()
 
 
 def _run_method(ctx, settings, state, suite, task, method, examples) -> None:

@@ -10,6 +10,9 @@ with the mean-template and worst-template ratios as the paper's reference points
 Task options: ``templates`` (how many of the ``prompt_XX`` templates, default all), ``quick_templates``
 (with ``--quick``), ``template_file`` (a promptsource YAML, relative to the suite's folder; default: the
 built-in set's templates in the data folder).
+
+With ``mi-decode eval --backend vllm`` the templates are scored on a vLLM engine
+(:func:`mi_decode.vllm.scoring.score_templates_vllm`, the same scores within float rounding).
 """
 
 from __future__ import annotations
@@ -64,11 +67,21 @@ class PromptSelectionKind(TaskKind):
         ]
 
     def run(self, ctx, task, method, units: list[dict]) -> list[dict[str, Any]]:
-        from ...scoring import score_templates
+        """Score the batch's templates on the inputs: with the packed HF scorer, or on vLLM when the
+        context's model is a ``vllm.LLM`` (``mi-decode eval --backend vllm``)."""
+        from ...vllm.scoring import is_vllm_engine
 
-        scores = score_templates(
-            ctx.model, ctx.tokenizer, [unit["template"] for unit in units], units[0]["inputs"], progress=False
-        )
+        templates, inputs = [unit["template"] for unit in units], units[0]["inputs"]
+        if is_vllm_engine(ctx.model):
+            from ...vllm.scoring import score_templates_vllm
+
+            scores = score_templates_vllm(
+                ctx.model, templates, inputs, tokenizer=ctx.tokenizer, progress=False
+            )
+        else:
+            from ...scoring import score_templates
+
+            scores = score_templates(ctx.model, ctx.tokenizer, templates, inputs, progress=False)
         return [
             {
                 "log_probs": scores.inputs.get(ANSWER_SCORE)[t].tolist(),

@@ -8,6 +8,9 @@ Papers:
   Context-aware Decoding", 2023 (https://arxiv.org/abs/2305.14739).
 * CFG for LMs: Sanchez, Fan, Spangher, Levi, Ammanamanchi, Biderman, "Stay on topic with Classifier-Free
   Guidance", 2023 (https://arxiv.org/abs/2306.17806).
+* AdaCAD: Wang, Prasad, Stengel-Eskin and Bansal, "AdaCAD: Adaptively Decoding to Balance Conflicts between
+  Contextual and Parametric Knowledge", NAACL 2025 (https://arxiv.org/abs/2409.07394); code
+  https://github.com/HanNight/AdaCAD (``group_decode_fileio_adacad.py``).
 * VCD: Leng, Zhang, Chen, Li, Lu, Miao and Bing, "Mitigating Object Hallucinations in Large Vision-Language
   Models through Visual Contrastive Decoding", 2023 (https://arxiv.org/abs/2311.16922); its adaptive
   plausibility constraint comes from Contrastive Decoding (Li et al., 2022).
@@ -21,6 +24,13 @@ Per decoding step, with l_c = log_softmax(conditioned logits) and l_u = log_soft
 
 * ``rule="constant"`` (CAD / CFG): l*(y) = l_c(y) + w * (l_c(y) - l_u(y)); transformers'
   ``guidance_scale`` equals 1 + w.
+
+* ``rule="adaptive"`` (AdaCAD): l*(y) = l_c(y) + w_t (l_c(y) - l_u(y)) with a weight per row and step,
+
+      w_t = s * JSD(p_c || p_u) = s * (KL(p_c || m) + KL(p_u || m)) / 2,   m = (p_c + p_u) / 2,
+
+  large when the condition and the prior disagree about the next token (a knowledge conflict) and close to 0
+  when they agree, so answers the passage only confirms are left alone. ``s`` is ``jsd_scale`` (1 in the paper).
 
 * Plausibility cut (any rule, ``plausibility_beta``): tokens with p_c(y) < beta * max_y p_c(y) get -inf.
 
@@ -97,6 +107,33 @@ def _constant_weight(config: MIConfig, step: int, conditioned: torch.Tensor, unc
     return conditioned.new_full(conditioned.shape[:1], config.weight)
 
 
+def jensen_shannon(conditioned: torch.Tensor, unconditioned: torch.Tensor) -> torch.Tensor:
+    """JSD(p || q) per row, in nats (in [0, ln 2]), from log-probabilities (B, V); -inf entries are p = 0.
+
+    Natural logarithms, as AdaCAD's code computes it (``get_jsd``: ``F.kl_div``); the paper does not say.
+
+    Example:
+        >>> import torch
+        >>> from mi_decode.m3id import jensen_shannon
+        >>> p = torch.log(torch.tensor([[1.0, 0.0], [0.5, 0.5]]))
+        >>> q = torch.log(torch.tensor([[0.0, 1.0], [0.5, 0.5]]))
+        >>> [round(value, 4) for value in jensen_shannon(p, q).tolist()]  # disjoint: ln 2; equal: 0
+        [0.6931, 0.0]
+    """
+    log_m = torch.logaddexp(conditioned, unconditioned) - math.log(2.0)
+
+    def kl_to_m(log_p: torch.Tensor) -> torch.Tensor:
+        # p log(p / m), with 0 log 0 = 0; where p > 0, m >= p / 2 > 0, so the ratio is finite.
+        terms = log_p.exp() * (log_p - log_m)
+        return torch.where(log_p == -math.inf, torch.zeros_like(terms), terms).sum(-1)
+
+    return (0.5 * (kl_to_m(conditioned) + kl_to_m(unconditioned))).clamp_min(0.0)
+
+
+def _adaptive_weight(config: MIConfig, step: int, conditioned: torch.Tensor, unconditioned: torch.Tensor):
+    return config.jsd_scale * jensen_shannon(conditioned, unconditioned)
+
+
 # The rule table: a new weight schedule is one entry here (plus its MIConfig fields) and one CLI flag.
 RULES: dict[str, Rule] = {
     rule.name: rule
@@ -115,6 +152,14 @@ RULES: dict[str, Rule] = {
             gated=False,
             summary="CAD / CFG: a constant weight w (Shi et al. 2023; Sanchez et al. 2023)",
         ),
+        Rule(
+            "adaptive",
+            ("jsd_scale",),
+            _adaptive_weight,
+            gated=False,
+            summary="AdaCAD: weight JSD(p_c, p_u) per row and step, large where condition and prior conflict "
+            "(Wang et al. 2025)",
+        ),
     )
 }
 COMMON_PARAMETERS = ("plausibility_beta",)
@@ -125,8 +170,8 @@ class MIConfig:
     """Arguments of the MI-amplification rule, validated on construction.
 
     Args:
-        rule: a name in :data:`RULES`: ``"m3id"`` (time-growing weight with confidence gate) or ``"constant"``
-            (CAD/CFG).
+        rule: a name in :data:`RULES`: ``"m3id"`` (time-growing weight with confidence gate), ``"constant"``
+            (CAD/CFG) or ``"adaptive"`` (AdaCAD: the weight is the Jensen-Shannon divergence of the branches).
         lam: M3ID's lambda, the growth rate of the weight exp(lambda * t) - 1 (default 0.02, M3ID).
         alpha: M3ID's confidence gate: correct only when max_y p_c(y) < alpha (default 0.3, M3ID).
             ``alpha=1`` turns the gate off (always correct).
@@ -137,6 +182,7 @@ class MIConfig:
             long generations the gated steps are decided almost entirely by l_c - l_u; set a cap to bound that.
         plausibility_beta: VCD's beta in (0, 1]; ``None`` (default) disables the cut, 0.1 is VCD's value.
         t0: offset added to the step counter (M3ID lets the decay start as if t0 tokens had been generated).
+        jsd_scale: the adaptive rule's factor s in w_t = s * JSD(p_c || p_u) (default 1.0, AdaCAD).
 
     Example:
         >>> from mi_decode import MIConfig
@@ -155,6 +201,7 @@ class MIConfig:
     max_weight: float | None = None
     plausibility_beta: float | None = None
     t0: int = 0
+    jsd_scale: float = 1.0
 
     def __post_init__(self):
         if self.rule not in RULES:
@@ -173,6 +220,7 @@ class MIConfig:
             object.__setattr__(self, "plausibility_beta", beta)
         if isinstance(self.t0, bool) or not isinstance(self.t0, int) or self.t0 < 0:
             raise MIConfigError("t0", f"`t0` must be an integer >= 0, got {self.t0!r}")
+        object.__setattr__(self, "jsd_scale", _check_number("jsd_scale", self.jsd_scale, low=0.0))
 
     @classmethod
     def from_options(cls, options: Mapping[str, object], names: Mapping[str, str] | None = None) -> MIConfig:
@@ -258,7 +306,8 @@ def mi_amplify(
     -inf handling: a token at -inf in the conditioned branch stays -inf. A token at -inf only in the
     unconditioned branch would get l_c - l_u = +inf; instead l_u is floored at that row's smallest finite
     l_u, so the token gets the row's largest (finite) boost. A row whose l_u is entirely -inf is left
-    uncorrected.
+    uncorrected (weight 0). The rules' weights (the adaptive rule's divergence) see the distributions before
+    that floor.
     """
     if conditioned_scores.shape != unconditioned_scores.shape:
         raise ValueError(
@@ -271,12 +320,18 @@ def mi_amplify(
 
     # Read the mask from the input: log_softmax turns a row that is entirely -inf into NaN.
     masked_unconditioned = unconditioned_scores == -math.inf
+    # Rules see the true distributions (before the floor below); a row with no finite l_u has no contrast.
+    rule = RULES[config.rule]
+    no_contrast = None
     if bool(masked_unconditioned.any()):
+        no_contrast = masked_unconditioned.all(dim=-1)
+        weight = rule.weight(config, step, conditioned, unconditioned.nan_to_num(nan=-math.inf))
+        weight = weight.masked_fill(no_contrast, 0.0)
         unconditioned = _floor_masked(conditioned, unconditioned, masked_unconditioned)
+    else:
+        weight = rule.weight(config, step, conditioned, unconditioned)
     pointwise_mi = conditioned - unconditioned  # -inf where l_c is -inf, finite elsewhere
 
-    rule = RULES[config.rule]
-    weight = rule.weight(config, step, conditioned, unconditioned)
     max_conditioned = conditioned.amax(dim=-1)
     if rule.gated and config.alpha < 1:
         # alpha = 1 means "always correct"; comparing with log(1) = 0 would depend on rounding.

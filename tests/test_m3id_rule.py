@@ -12,7 +12,19 @@ from hypothesis import strategies as st
 from mi_decode.m3id import MIConfig, mi_amplify
 
 
-def naive_rule(conditioned_row, unconditioned_row, step, rule, lam, alpha, weight, max_weight, beta, t0):
+def naive_jsd(l_c, l_u):
+    """JSD(p_c || p_u) in nats, in float64 Python from the definition (0 log 0 = 0)."""
+    p = [math.exp(x) if x != -math.inf else 0.0 for x in l_c]
+    q = [math.exp(x) if x != -math.inf else 0.0 for x in l_u]
+    m = [(a + b) / 2 for a, b in zip(p, q, strict=True)]
+    kl_p = sum(a * math.log(a / c) for a, c in zip(p, m, strict=True) if a > 0)
+    kl_q = sum(b * math.log(b / c) for b, c in zip(q, m, strict=True) if b > 0)
+    return 0.5 * (kl_p + kl_q)
+
+
+def naive_rule(
+    conditioned_row, unconditioned_row, step, rule, lam, alpha, weight, max_weight, beta, t0, jsd_scale=1.0
+):
     """One row in float64 Python, straight from the formulas in the issue / papers."""
 
     def log_softmax(row):
@@ -29,8 +41,12 @@ def naive_rule(conditioned_row, unconditioned_row, step, rule, lam, alpha, weigh
             w = min(w, max_weight)
         gate = alpha == 1.0 or max(l_c) < math.log(alpha)
         w = w if gate else 0.0
+    elif rule == "adaptive":  # AdaCAD: the weight is the divergence of the two next-token distributions
+        w, gate = jsd_scale * naive_jsd(l_c, l_u), True
     else:
         w, gate = weight, True
+    if not finite_u:  # documented: a row with no finite l_u is left uncorrected
+        w = 0.0
     out = []
     for c, u in zip(l_c, l_u, strict=True):
         if c == -math.inf:
@@ -61,13 +77,14 @@ def rule_cases(draw):
     conditioned = conditioned.masked_fill(masked_c, -math.inf)
     unconditioned = unconditioned.masked_fill(masked_u, -math.inf)
     config = MIConfig(
-        rule=draw(st.sampled_from(["m3id", "constant"])),
+        rule=draw(st.sampled_from(["m3id", "constant", "adaptive"])),
         lam=draw(st.sampled_from([0.02, 0.1, 0.5])),
         alpha=draw(st.sampled_from([0.05, 0.3, 0.9, 1.0])),
         weight=draw(st.sampled_from([0.0, 0.5, 1.0, 3.0])),
         max_weight=draw(st.sampled_from([None, 2.0])),
         plausibility_beta=draw(st.sampled_from([None, 0.1, 0.5])),
         t0=draw(st.sampled_from([0, 5])),
+        jsd_scale=draw(st.sampled_from([1.0, 4.0])),
     )
     step = draw(st.integers(1, 120))
     dtype = draw(st.sampled_from([torch.float32, torch.float16, torch.bfloat16, torch.float64]))
@@ -95,6 +112,7 @@ def test_rule_matches_naive_float64(case):
             config.max_weight,
             config.plausibility_beta,
             config.t0,
+            config.jsd_scale,
         )
         expected = torch.tensor(expected, dtype=torch.float64)
         got = result.scores[row].double()
@@ -104,7 +122,8 @@ def test_rule_matches_naive_float64(case):
         if config.alpha < 1 and near_threshold < 1e-5:
             continue  # the gate's threshold is within float32 rounding: either side is correct
         assert bool(result.gate[row]) == gate
-        assert float(result.weight[row]) == pytest.approx(weight, rel=1e-6)
+        # The adaptive weight is a float32 sum over the vocabulary when the inputs are not float64.
+        assert float(result.weight[row]) == pytest.approx(weight, rel=1e-6, abs=1e-6 * config.jsd_scale)
         assert torch.equal(torch.isinf(got), torch.isinf(expected))
         finite = torch.isfinite(expected)
         # fp32 arithmetic on values of size |l| * (1 + w)
@@ -180,3 +199,60 @@ def test_config_rejects_bad_values(kwargs):
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="same shape"):
         mi_amplify(torch.zeros(1, 5), torch.zeros(1, 6), 1, MIConfig())
+
+
+def torch_naive_jsd(conditioned: torch.Tensor, unconditioned: torch.Tensor) -> torch.Tensor:
+    """JSD per row from the definition, vectorised in float64: softmax, the mixture, two KL sums."""
+    p = torch.softmax(conditioned.double(), -1)
+    q = torch.softmax(unconditioned.double(), -1)
+    m = (p + q) / 2
+    kl_p = torch.where(p > 0, p * (p / m).log(), torch.zeros_like(p)).sum(-1)
+    kl_q = torch.where(q > 0, q * (q / m).log(), torch.zeros_like(q)).sum(-1)
+    return (kl_p + kl_q) / 2
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    batch=st.sampled_from([1, 7, 64]),
+    vocab=st.sampled_from([2, 49152, 151936]),
+    dtype=st.sampled_from([torch.float32, torch.float16, torch.bfloat16]),
+    masked=st.sampled_from([0.0, 0.5]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_adaptive_weight_on_large_vocabularies(batch, vocab, dtype, masked, seed):
+    """The adaptive rule's weight and scores against the float64 definition, up to 64 x 151,936 in half
+    precision, with -inf entries in both branches."""
+    generator = torch.Generator().manual_seed(seed)
+    conditioned = torch.randn(batch, vocab, generator=generator) * 3
+    unconditioned = conditioned + torch.randn(batch, vocab, generator=generator) * 2
+    conditioned[torch.rand(batch, vocab, generator=generator) < masked] = -math.inf
+    unconditioned[torch.rand(batch, vocab, generator=generator) < masked] = -math.inf
+    conditioned[:, 0] = unconditioned[:, 0] = 5.0  # both rows stay distributions
+    conditioned, unconditioned = conditioned.to(dtype), unconditioned.to(dtype)
+    config = MIConfig(rule="adaptive")
+    result = mi_amplify(conditioned, unconditioned, 1, config)
+    expected_weight = torch_naive_jsd(conditioned, unconditioned)
+    torch.testing.assert_close(result.weight.double(), expected_weight, rtol=1e-4, atol=1e-6)
+    assert bool(((result.weight >= 0) & (result.weight <= math.log(2) + 1e-6)).all())
+    l_c = torch.log_softmax(conditioned.double(), -1)
+    l_u = torch.log_softmax(unconditioned.double(), -1)
+    floor = l_u.masked_fill(l_u == -math.inf, math.inf).amin(-1, keepdim=True)
+    l_u = torch.where(l_u == -math.inf, floor, l_u)
+    expected = l_c + expected_weight[:, None] * (l_c - l_u)
+    finite = torch.isfinite(expected)
+    assert torch.equal(torch.isfinite(result.scores), finite)
+    torch.testing.assert_close(result.scores.double()[finite], expected[finite], rtol=0, atol=2e-3)
+
+
+def test_adaptive_weight_is_small_when_the_branches_agree_and_large_when_they_conflict():
+    agree = torch.log(torch.tensor([[0.7, 0.2, 0.1]]))
+    conflict = torch.log(torch.tensor([[0.05, 0.05, 0.9]]))
+    config = MIConfig(rule="adaptive")
+    assert float(mi_amplify(agree, agree, 1, config).weight) == pytest.approx(0.0, abs=1e-7)
+    strong = float(mi_amplify(agree, conflict, 1, config).weight)
+    assert 0.3 < strong < math.log(2)
+    assert float(
+        mi_amplify(agree, conflict, 1, MIConfig(rule="adaptive", jsd_scale=2.0)).weight
+    ) == pytest.approx(2 * strong, rel=1e-6)
+    with pytest.raises(ValueError, match="does not apply to rule 'adaptive'"):
+        MIConfig.from_options({"rule": "adaptive", "weight": 1.0})

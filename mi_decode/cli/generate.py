@@ -30,6 +30,7 @@ MI_FLAGS = {
     "alpha": "--mi-alpha",
     "weight": "--mi-weight",
     "max_weight": "--mi-max-weight",
+    "jsd_scale": "--mi-jsd-scale",
     "plausibility_beta": "--plausibility",
 }
 
@@ -103,6 +104,12 @@ def add_mi_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         MI_FLAGS["max_weight"], type=float, default=None, help="cap on M3ID's weight (default: no cap)"
+    )
+    group.add_argument(
+        MI_FLAGS["jsd_scale"],
+        type=float,
+        default=None,
+        help="adaptive rule's factor s in w = s * JSD(p_c, p_u) (default 1.0, AdaCAD)",
     )
     group.add_argument(
         MI_FLAGS["weight"],

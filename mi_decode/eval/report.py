@@ -154,17 +154,41 @@ def write_plots(results: dict, output_dir: Path) -> list[Path]:
                 plt.close(figure)
                 written.append(path)
             if task.get("pointwise_mi"):
-                figure, axes = plt.subplots(figsize=(6, 4))
-                for method, curve in task["pointwise_mi"].items():
-                    axes.plot(range(1, len(curve) + 1), curve, label=method)
-                axes.axhline(0.0, color="grey", linewidth=0.5)
-                axes.set_xlabel("generated token")
-                axes.set_ylabel("mean log p_c - log p_u of the chosen token")
-                axes.set_title(f"{task_name}: pointwise MI with the condition over the generation")
-                axes.legend()
                 path = output_dir / f"{suite_name}_{task_name}_pointwise_mi.png"
-                figure.tight_layout()
-                figure.savefig(path, dpi=100)
-                plt.close(figure)
+                _plot_mi_curves(task_name, task["pointwise_mi"], task.get("mi_weight"), path)
                 written.append(path)
     return written
+
+
+def _plot_mi_curves(task_name: str, pointwise_mi: dict, weights: dict | None, path: Path) -> None:
+    """Mean pointwise MI of the chosen token per step, and (when recorded) the rule's mean weight per step.
+    Each method has its own line style and marker, so a method whose curve coincides with another's stays
+    visible."""
+    import matplotlib.pyplot as plt
+
+    panels = 2 if weights else 1
+    figure, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), squeeze=False)
+    lines, markers = ["-", "--", ":", "-."], "o^sDvPX*"
+    styles = [(lines[i % len(lines)], markers[i % len(markers)]) for i in range(len(pointwise_mi))]
+    for (method, curve), (line, marker) in zip(pointwise_mi.items(), styles, strict=False):
+        axes[0][0].plot(
+            range(1, len(curve) + 1), curve, linestyle=line, marker=marker, markevery=4, label=method
+        )
+    axes[0][0].axhline(0.0, color="grey", linewidth=0.5)
+    axes[0][0].set_xlabel("generated token")
+    axes[0][0].set_ylabel("mean log p_c - log p_u of the chosen token")
+    axes[0][0].set_title(f"{task_name}: pointwise MI with the condition")
+    axes[0][0].legend(fontsize="small")
+    if weights:
+        for (method, curve), (line, marker) in zip(weights.items(), styles, strict=False):
+            if curve:
+                axes[0][1].plot(
+                    range(1, len(curve) + 1), curve, linestyle=line, marker=marker, markevery=4, label=method
+                )
+        axes[0][1].set_xlabel("generated token")
+        axes[0][1].set_ylabel("mean weight w_t on l_c - l_u (0 where gated off)")
+        axes[0][1].set_title(f"{task_name}: the rule's weight per step")
+        axes[0][1].legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

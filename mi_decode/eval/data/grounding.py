@@ -178,8 +178,15 @@ def detect_memotrap_task(prompt: str) -> str:
     raise ValueError(f"prompt has none of the MemoTrap formats (see split_memotrap_prompt): {prompt!r}")
 
 
+# Questions (positions in the interleaved order, which starts with one row per question) of the held-out
+# split: the first 200 are reported, the next 100 tune methods; tuning never sees the reported questions.
+NQSWAP_SPLITS = {"test": (0, 200), "dev": (200, 300)}
+
+
 @register_data("nqswap")
-def load_nqswap(data_dir: str | os.PathLike | None = None, limit: int | None = None) -> list[dict]:
+def load_nqswap(
+    data_dir: str | os.PathLike | None = None, limit: int | None = None, split: str | None = None
+) -> list[dict]:
     """Load NQ-Swap (4,746 rows over 1,667 questions) from ``grounding/nqswap/nqswap.jsonl.gz``, or from the
     Hub as ``pminervini/NQ-Swap`` (split ``dev``) when no data folder is given.
 
@@ -197,6 +204,8 @@ def load_nqswap(data_dir: str | os.PathLike | None = None, limit: int | None = N
     Args:
         data_dir: The data folder; ``None`` uses ``$MI_DECODE_DATA_DIR``, else the Hub.
         limit: Keep the first ``limit`` rows of that order (the whole file is checked all the same).
+        split: ``"test"`` (the first 200 distinct questions, what reports give), ``"dev"`` (the next 100,
+            for tuning a method's settings), or ``None`` (every row).
 
     Example:
 
@@ -218,7 +227,13 @@ def load_nqswap(data_dir: str | os.PathLike | None = None, limit: int | None = N
     else:
         source, dataset = hub_dataset("NQ-Swap", NQSWAP_HUB, NQSWAP_FILE)
         examples = convert_hub_rows(dataset, _nqswap_example, source)
-    return interleave_by(examples, "question")[:limit]
+    examples = interleave_by(examples, "question")
+    if split is not None:
+        if split not in NQSWAP_SPLITS:
+            raise ValueError(f"NQ-Swap split must be one of {', '.join(NQSWAP_SPLITS)}, got {split!r}")
+        start, stop = NQSWAP_SPLITS[split]
+        examples = examples[start:stop]
+    return examples[:limit]
 
 
 @register_data("memotrap")

@@ -40,9 +40,10 @@ def generated_length(tokens: torch.Tensor, eos_token_id: int | None) -> int:
     return int(hits[0, 0]) + 1 if len(hits) else len(tokens)
 
 
-def mean_curve(records: list[dict]) -> list[float]:
-    """Mean pointwise MI of the chosen token at each step, over the records that reached that step."""
-    curves = [record["pointwise_mi"] for record in records if record.get("pointwise_mi")]
+def mean_curve(records: list[dict], key: str = "pointwise_mi") -> list[float]:
+    """Mean of a per-step record field (the chosen token's pointwise MI, the rule's weight) at each step,
+    over the records that reached that step."""
+    curves = [record[key] for record in records if record.get(key)]
     length = max((len(curve) for curve in curves), default=0)
     means = []
     for step in range(length):
@@ -121,6 +122,7 @@ class GenerateKind(TaskKind):
             if diagnostics is not None:
                 result["pointwise_mi"] = [round(step[row], 4) for step in diagnostics.pointwise_mi[:length]]
                 result["gate"] = [bool(step[row]) for step in diagnostics.gate[:length]]
+                result["weight"] = [round(step[row], 4) for step in diagnostics.weight[:length]]
             results.append(result)
         return results
 
@@ -131,6 +133,9 @@ class GenerateKind(TaskKind):
             # results.json keeps its historical key order: examples, methods, pointwise_mi, paired.
             paired = results.pop("paired", None)
             results["pointwise_mi"] = curves
+            weights = {name: mean_curve(records, "weight") for name, records in records_by_method.items()}
+            if any(weights.values()):  # records written before the weight was recorded have none
+                results["mi_weight"] = weights
             if paired:
                 results["paired"] = paired
         return results

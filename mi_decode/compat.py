@@ -23,3 +23,24 @@ def output_cache(outputs: Any):
 def cache_kwargs(cache: Any) -> dict[str, Any]:
     """``{"cache": cache}`` or ``{"past_key_values": cache}``, for a model forward."""
     return {CACHE_NAME: cache}
+
+
+def stack_caches(first: Any, second: Any, length: int):
+    """One DynamicCache whose rows are ``first``'s then ``second``'s, each left-padded with zeros to ``length``
+    positions (the attention mask hides them), or ``None`` when a layer is not a plain full-attention
+    layer (sliding windows, recurrent states): the caller then prefills jointly instead."""
+    import torch
+    from transformers import DynamicCache
+
+    layers = list(zip(first.layers, second.layers, strict=True))
+    if any(type(a).__name__ != "DynamicLayer" or type(b).__name__ != "DynamicLayer" for a, b in layers):
+        return None
+
+    def pad(tensor):
+        missing = length - tensor.shape[2]
+        return torch.nn.functional.pad(tensor, (0, 0, missing, 0)) if missing else tensor
+
+    stacked = DynamicCache()
+    for index, (a, b) in enumerate(layers):
+        stacked.update(torch.cat([pad(a.keys), pad(b.keys)]), torch.cat([pad(a.values), pad(b.values)]), index)
+    return stacked

@@ -16,7 +16,7 @@ from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteria
 from transformers.generation import GenerateDecoderOnlyOutput
 from transformers.generation.configuration_utils import GenerationMode
 
-from .compat import CACHE_NAME, cache_kwargs, output_cache
+from .compat import CACHE_NAME, cache_kwargs, output_cache, stack_caches
 from .contrastive import (
     check_unconditional_inputs,
     position_ids_from_attention_mask,
@@ -167,14 +167,35 @@ def fused_mi_decoding(
 
     with small_batch_cpu_linears(model):
         prefill_kwargs = {"logits_to_keep": 1} if model._supports_logits_to_keep() else {}
-        outputs = model(
-            input_ids=fused_ids,
-            attention_mask=attention_mask[:, :prompt_length] if padded else None,
-            position_ids=position_ids,
-            use_cache=True,
-            **prefill_kwargs,
-            **extra_inputs,
-        )
+        logits, cache = None, None
+        if not extra_inputs and conditioned_length != unconditioned_length:
+            # Each branch prefills at its own length (a question alone costs a question, not the passage
+            # beside it); the caches are then stacked, left-padded, into the one 2N-row cache of the decode.
+            branches = []
+            starts = (prompt_length - conditioned_length, prompt_length - unconditioned_length)
+            for rows, start in zip((slice(None, num_rows), slice(num_rows, None)), starts, strict=True):
+                mask = attention_mask[rows, start:prompt_length]
+                branches.append(
+                    model(
+                        input_ids=fused_ids[rows, start:],
+                        attention_mask=None if bool(mask.all()) else mask,
+                        position_ids=position_ids[rows, start:],
+                        use_cache=True,
+                        **prefill_kwargs,
+                    )
+                )
+            cache = stack_caches(*(output_cache(branch) for branch in branches), prompt_length)
+            logits = torch.cat([branch.logits[:, -1:] for branch in branches])
+        if cache is None:
+            outputs = model(
+                input_ids=fused_ids,
+                attention_mask=attention_mask[:, :prompt_length] if padded else None,
+                position_ids=position_ids,
+                use_cache=True,
+                **prefill_kwargs,
+                **extra_inputs,
+            )
+            logits, cache = outputs.logits[:, -1:], output_cache(outputs)
 
         return_dict = generation_config.return_dict_in_generate
         all_scores = [] if return_dict and generation_config.output_scores else None
@@ -188,7 +209,7 @@ def fused_mi_decoding(
         length = prompt_length
         while True:
             step += 1
-            logits = outputs.logits[:, -1].float()
+            logits = logits[:, -1].float()
             mi = mi_amplify(logits[:num_rows], logits[num_rows:], step, config)
             scores = logits_processor(input_ids, mi.scores)
             if generation_config.do_sample:
@@ -216,8 +237,9 @@ def fused_mi_decoding(
                 attention_mask=attention_mask[:, :length] if padded else None,
                 position_ids=next_position_ids,
                 use_cache=True,
-                **cache_kwargs(output_cache(outputs)),
+                **cache_kwargs(cache),
             )
+            logits, cache = outputs.logits, output_cache(outputs)
             next_position_ids += 1  # the forward is done with it; reuse the buffer
 
     if return_dict:

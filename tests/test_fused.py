@@ -53,6 +53,22 @@ def test_fused_matches_drop_in_on_a_padded_batch(request, model_name, config):
 
 
 @pytest.mark.parametrize("model_name", ["tiny_gpt2", "tiny_llama"])
+def test_branches_prefilled_apart_match_one_joint_prefill(request, model_name, monkeypatch):
+    """A short unconditioned prompt is prefilled at its own length and its cache stacked under the
+    conditioned one; the result equals prefilling both branches padded to one length."""
+    model = request.getfixturevalue(model_name)
+    conditioned = left_pad(random_prompts([40, 9, 23], seed=31))
+    unconditioned = left_pad(random_prompts([3, 6, 2], seed=32))
+    stacked = []
+    real_stack = fused.stack_caches
+    monkeypatch.setattr(fused, "stack_caches", lambda *args: stacked.append(1) or real_stack(*args))
+    apart = generate_fused(model, conditioned, unconditioned, STRONG_M3ID, max_new_tokens=8)
+    assert stacked, "the branches were not prefilled apart"
+    monkeypatch.setattr(fused, "stack_caches", lambda *args: None)  # the joint prefill
+    assert_same_generation(apart, generate_fused(model, conditioned, unconditioned, STRONG_M3ID, max_new_tokens=8))
+
+
+@pytest.mark.parametrize("model_name", ["tiny_gpt2", "tiny_llama"])
 def test_fused_padded_batch_rows_match_rows_alone(request, model_name):
     model = request.getfixturevalue(model_name)
     conditioned = random_prompts([8, 3, 6], seed=23)

@@ -384,3 +384,35 @@ def test_sampling_methods_set_every_warper_explicitly(tiny):
             prefix_allowed_tokens_fn=None, logits_processor=None, device="cpu",
         )  # fmt: skip
         assert [type(p).__name__ for p in processors] == expected
+
+
+def test_batches_group_examples_of_similar_length(tmp_path, suite_file, tiny, data_dir, monkeypatch):
+    """Each batch holds neighbours in length order (so little padding), and every record keeps its example's
+    position in data order."""
+    from mi_decode.eval.kinds.base import render
+    from mi_decode.eval.kinds.generate import GenerateKind
+
+    model, tokenizer = tiny
+    batches = []
+    original = GenerateKind.run
+
+    def spy(self, ctx, task, method, units):
+        batches.append([len(render(task.conditioned, unit, task, "conditioned")) for unit in units])
+        return original(self, ctx, task, method, units)
+
+    monkeypatch.setattr(GenerateKind, "run", spy)
+    settings = EvalSettings(
+        suites=[str(suite_file)], output_dir=tmp_path, data_dir=str(data_dir), limit=9, progress=False,
+        methods=["greedy"], batch_size=3,
+    )  # fmt: skip
+    run_evaluation(settings, model, tokenizer)
+    nqswap = [batch for batch in batches if len(batch) == 3][-3:]  # the nqswap task runs last
+    lengths = [length for batch in nqswap for length in batch]
+    assert lengths == sorted(lengths) and len(set(lengths)) > 1
+    records = read_records(tmp_path / "mini" / "nqswap", "greedy")
+    from mi_decode.eval.data import load_data
+
+    examples = load_data("nqswap", data_dir=data_dir, limit=9)
+    assert {record["id"]: record["index"] for record in records.values()} == {
+        example["id"]: i for i, example in enumerate(examples)
+    }

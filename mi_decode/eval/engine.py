@@ -170,7 +170,12 @@ def _run_method(ctx, settings, state, suite, task, method, examples) -> None:
     directory = settings.output_dir / suite.name / task.name
     done = read_records(directory, method.name)
     size = settings.batch_size
-    batches = [(j, examples[start : start + size]) for j, start in enumerate(range(0, len(examples), size))]
+    kind = _kind(task)
+    # Batches of similar length pad little. The order depends on the examples only, so batch j (and its
+    # seed) is the same whatever the number of processes, and a resumed run finds the same batches.
+    position = {e["id"]: i for i, e in enumerate(examples)}
+    ordered = sorted(examples, key=lambda e: (kind.length(task, e), position[e["id"]]))
+    batches = [(j, ordered[start : start + size]) for j, start in enumerate(range(0, len(ordered), size))]
     mine = [
         (j, batch)
         for j, batch in batches
@@ -185,14 +190,13 @@ def _run_method(ctx, settings, state, suite, task, method, examples) -> None:
         disable=not settings.progress or not state.is_local_main_process,
         leave=False,
     )
-    kind = _kind(task)
     with ResultShard(directory, method.name, state.process_index) as shard:
         for j, batch in mine:
             torch.manual_seed(settings.seed * 1_000_003 + j)
             records = kind.run(ctx, task, method, batch)
-            for position, (example, record) in enumerate(zip(batch, records, strict=True)):
+            for example, record in zip(batch, records, strict=True):
                 if example["id"] not in done:
-                    shard.append({"id": example["id"], "index": j * size + position, **record})
+                    shard.append({"id": example["id"], "index": position[example["id"]], **record})
                     bar.update(1)
     bar.close()
 

@@ -77,6 +77,9 @@ class GenerateKind(TaskKind):
         fields.update(super().required_fields(task))
         return fields
 
+    def length(self, task, unit) -> int:
+        return len(render(task.conditioned, unit, task, "conditioned"))
+
     def run(self, ctx, task, method, units: list[dict]) -> list[dict]:
         outputs = self.decode(ctx, task, method, units)
         scores = self.score(ctx, task, units, [output["output"] for output in outputs])

@@ -8,8 +8,9 @@ cost little; this is the fast path (see benchmarks/bench_mi.py). It plugs into t
 from __future__ import annotations
 
 import contextlib
+import copy
 import types
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
@@ -78,10 +79,10 @@ def fused_mi_decoding(
     stopping_criteria: StoppingCriteriaList,
     generation_config: GenerationConfig,
     unconditional_inputs: Mapping[str, torch.Tensor] | None = None,
-    mi_config: MIConfig | None = None,
-    mi_diagnostics: MIDiagnostics | None = None,
+    mi_config: MIConfig | Sequence[MIConfig] | None = None,
+    mi_diagnostics: MIDiagnostics | Sequence[MIDiagnostics | None] | None = None,
     **model_kwargs,
-) -> GenerateDecoderOnlyOutput | torch.LongTensor:
+) -> GenerateDecoderOnlyOutput | torch.LongTensor | list:
     r"""Greedy search or sampling with MI amplification, for ``model.generate(custom_generate=...)``.
 
     Each step runs one forward over 2N rows (N conditioned, then N unconditioned) with one cache, applies
@@ -105,17 +106,32 @@ def fused_mi_decoding(
             ``pixel_values``) of the conditioned branch come from ``generate``'s own keywords; an entry given
             for both branches (VCD's noised image) is concatenated conditioned-first, the row order of the
             fused batch.
-        mi_config: the rule (default :class:`MIConfig()`).
-        mi_diagnostics: an :class:`MIDiagnostics` to fill with per-step weight, gate and pointwise MI.
+        mi_config: the rule (default :class:`MIConfig()`), or a list of rules: a sweep, which prefills once
+            and decodes under each rule in turn from a copy of the cache, returning a list of outputs in the
+            same order (sampling draws from one random stream, rule after rule).
+        mi_diagnostics: an :class:`MIDiagnostics` to fill with per-step weight, gate and pointwise MI (a list
+            of them, or None, for a sweep).
     """
     if unconditional_inputs is None:
         raise ValueError(
             "fused MI decoding needs `unconditional_inputs` (the prompts without their condition)"
         )
     check_unconditional_inputs(unconditional_inputs)
-    config = MIConfig() if mi_config is None else mi_config
-    if not isinstance(config, MIConfig):
-        raise ValueError(f"`mi_config` must be an MIConfig, got {type(config).__name__}")
+    sweep = isinstance(mi_config, list | tuple)
+    configs = list(mi_config) if sweep else [MIConfig() if mi_config is None else mi_config]
+    if not configs:
+        raise ValueError("`mi_config` is an empty list; give at least one MIConfig")
+    for config in configs:
+        if not isinstance(config, MIConfig):
+            raise ValueError(
+                f"`mi_config` must be an MIConfig or a list of them, got {type(config).__name__}"
+            )
+    if not sweep:
+        mi_diagnostics = [mi_diagnostics]
+    elif mi_diagnostics is None:
+        mi_diagnostics = [None] * len(configs)
+    elif not isinstance(mi_diagnostics, list | tuple) or len(mi_diagnostics) != len(configs):
+        raise ValueError("with a list of MIConfigs, `diagnostics` must be None or a list of the same length")
     mode = generation_config.get_generation_mode()
     if mode not in _SUPPORTED_MODES:
         raise ValueError(
@@ -198,57 +214,74 @@ def fused_mi_decoding(
             logits, cache = outputs.logits[:, -1:], output_cache(outputs)
 
         return_dict = generation_config.return_dict_in_generate
-        all_scores = [] if return_dict and generation_config.output_scores else None
-        all_logits = [] if return_dict and generation_config.output_logits else None
         has_eos_stopping_criteria = any(hasattr(criteria, "eos_token_id") for criteria in stopping_criteria)
-        unfinished = torch.ones(num_rows, dtype=torch.long, device=device)
-        if mi_diagnostics is not None:
-            mi_diagnostics.clear()
 
-        step = 0
-        length = prompt_length
-        while True:
-            step += 1
-            logits = logits[:, -1].float()
-            mi = mi_amplify(logits[:num_rows], logits[num_rows:], step, config)
-            scores = logits_processor(input_ids, mi.scores)
-            if generation_config.do_sample:
-                next_tokens = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
-            else:
-                next_tokens = scores.argmax(dim=-1)
-            if has_eos_stopping_criteria:
-                next_tokens = next_tokens * unfinished + pad_token_id * (1 - unfinished)
-            if all_scores is not None:
-                all_scores.append(scores)
-            if all_logits is not None:
-                all_logits.append(logits[:num_rows].clone())
-            if mi_diagnostics is not None:
-                mi_diagnostics.record_rule(mi.weight, mi.gate)
-                mi_diagnostics.record_choice(mi.pointwise_mi, next_tokens)
+        def decode(config, diagnostics, input_ids, logits, cache, position_ids):
+            """Greedy search or sampling from the prefilled cache under one rule."""
+            all_scores = [] if return_dict and generation_config.output_scores else None
+            all_logits = [] if return_dict and generation_config.output_logits else None
+            unfinished = torch.ones(num_rows, dtype=torch.long, device=device)
+            if diagnostics is not None:
+                diagnostics.clear()
+            step = 0
+            length = prompt_length
+            while True:
+                step += 1
+                logits = logits[:, -1].float()
+                mi = mi_amplify(logits[:num_rows], logits[num_rows:], step, config)
+                scores = logits_processor(input_ids, mi.scores)
+                if generation_config.do_sample:
+                    next_tokens = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+                else:
+                    next_tokens = scores.argmax(dim=-1)
+                if has_eos_stopping_criteria:
+                    next_tokens = next_tokens * unfinished + pad_token_id * (1 - unfinished)
+                if all_scores is not None:
+                    all_scores.append(scores)
+                if all_logits is not None:
+                    all_logits.append(logits[:num_rows].clone())
+                if diagnostics is not None:
+                    diagnostics.record_rule(mi.weight, mi.gate)
+                    diagnostics.record_choice(mi.pointwise_mi, next_tokens)
 
-            input_ids = torch.cat([input_ids, next_tokens[:, None]], dim=-1)
-            unfinished = unfinished & ~stopping_criteria(input_ids, all_scores)
-            if unfinished.max() == 0:
-                break
+                input_ids = torch.cat([input_ids, next_tokens[:, None]], dim=-1)
+                unfinished = unfinished & ~stopping_criteria(input_ids, all_scores)
+                if unfinished.max() == 0:
+                    break
 
-            length += 1
-            outputs = model(
-                input_ids=next_tokens.repeat(2)[:, None],
-                attention_mask=attention_mask[:, :length] if padded else None,
-                position_ids=next_position_ids,
-                use_cache=True,
-                **cache_kwargs(cache),
+                length += 1
+                outputs = model(
+                    input_ids=next_tokens.repeat(2)[:, None],
+                    attention_mask=attention_mask[:, :length] if padded else None,
+                    position_ids=position_ids,
+                    use_cache=True,
+                    **cache_kwargs(cache),
+                )
+                logits, cache = outputs.logits, output_cache(outputs)
+                position_ids += 1  # the forward is done with it; reuse the buffer
+            if return_dict:
+                return GenerateDecoderOnlyOutput(
+                    sequences=input_ids,
+                    scores=tuple(all_scores) if all_scores is not None else None,
+                    logits=tuple(all_logits) if all_logits is not None else None,
+                )
+            return input_ids
+
+        results = []
+        for index, (config, diagnostics) in enumerate(zip(configs, mi_diagnostics, strict=True)):
+            # A sweep decodes every rule from the one prefill; each but the last gets its own cache copy.
+            last = index == len(configs) - 1
+            results.append(
+                decode(
+                    config,
+                    diagnostics,
+                    input_ids,
+                    logits,
+                    cache if last else copy.deepcopy(cache),
+                    next_position_ids if last else next_position_ids.clone(),
+                )
             )
-            logits, cache = outputs.logits, output_cache(outputs)
-            next_position_ids += 1  # the forward is done with it; reuse the buffer
-
-    if return_dict:
-        return GenerateDecoderOnlyOutput(
-            sequences=input_ids,
-            scores=tuple(all_scores) if all_scores is not None else None,
-            logits=tuple(all_logits) if all_logits is not None else None,
-        )
-    return input_ids
+    return results if sweep else results[0]
 
 
 def sampling_kwargs(model, generate_kwargs: Mapping) -> dict:
@@ -270,16 +303,20 @@ def generate(
     inputs: torch.Tensor | None = None,
     *,
     unconditional_inputs: Mapping[str, torch.Tensor] | None = None,
-    mi_config: MIConfig | None = None,
-    diagnostics: MIDiagnostics | None = None,
+    mi_config: MIConfig | Sequence[MIConfig] | None = None,
+    diagnostics: MIDiagnostics | Sequence[MIDiagnostics | None] | None = None,
     **generate_kwargs,
-) -> GenerateDecoderOnlyOutput | torch.LongTensor:
+) -> GenerateDecoderOnlyOutput | torch.LongTensor | list:
     """``model.generate``, with fused MI amplification when there is something to contrast with.
 
     With ``unconditional_inputs`` (the prompts without their condition), both branches run in one forward
     over 2B rows (:func:`fused_mi_decoding`) under ``mi_config`` (default :class:`MIConfig()`, M3ID). Without
     them and without ``mi_config`` this is plain ``model.generate``. Either way sampling uses the full
     distribution unless ``top_k`` is given (see :func:`sampling_kwargs`).
+
+    ``mi_config=[config_1, config_2, ...]`` is a sweep: one prefill, then each rule decodes from a copy of the
+    cache, and a list of outputs comes back in the same order (``diagnostics`` is then a list or None). For
+    tuning on long prompts it costs one prefill instead of one per setting.
 
     Takes everything ``model.generate`` takes (``input_ids``, ``attention_mask``, ``max_new_tokens``,
     ``do_sample``, ``temperature``, ``top_k``, ``logits_processor``, ``stopping_criteria``, ...).

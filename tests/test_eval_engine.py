@@ -394,13 +394,13 @@ def test_batches_group_examples_of_similar_length(tmp_path, suite_file, tiny, da
 
     model, tokenizer = tiny
     batches = []
-    original = GenerateKind.run
+    original = GenerateKind.run_many
 
-    def spy(self, ctx, task, method, units):
+    def spy(self, ctx, task, methods, units):
         batches.append([len(render(task.conditioned, unit, task, "conditioned")) for unit in units])
-        return original(self, ctx, task, method, units)
+        return original(self, ctx, task, methods, units)
 
-    monkeypatch.setattr(GenerateKind, "run", spy)
+    monkeypatch.setattr(GenerateKind, "run_many", spy)
     settings = EvalSettings(
         suites=[str(suite_file)], output_dir=tmp_path, data_dir=str(data_dir), limit=9, progress=False,
         methods=["greedy"], batch_size=3,
@@ -416,3 +416,34 @@ def test_batches_group_examples_of_similar_length(tmp_path, suite_file, tiny, da
     assert {record["id"]: record["index"] for record in records.values()} == {
         example["id"]: i for i, example in enumerate(examples)
     }
+
+
+def test_greedy_methods_share_one_prefill_and_match_separate_runs(
+    tmp_path, suite_file, tiny, data_dir, monkeypatch
+):
+    """The nqswap task's greedy (with diagnostics) and cad decode together from one prefill per batch; their
+    records equal those of running each method alone."""
+    from mi_decode.eval.kinds.generate import GenerateKind
+
+    model, tokenizer = tiny
+    calls = []
+    original = GenerateKind.decode_many
+    monkeypatch.setattr(
+        GenerateKind,
+        "decode_many",
+        lambda self, ctx, task, methods, units: (
+            calls.append([m.name for m in methods]) or original(self, ctx, task, methods, units)
+        ),
+    )
+    settings = dict(suites=[str(suite_file)], data_dir=str(data_dir), limit=4, progress=False, batch_size=2)
+    run_evaluation(
+        EvalSettings(**settings, output_dir=tmp_path / "together", methods=["greedy", "cad"]),
+        model,
+        tokenizer,
+    )
+    assert ["greedy", "cad"] in calls
+    for name in ("greedy", "cad"):
+        run_evaluation(EvalSettings(**settings, output_dir=tmp_path / name, methods=[name]), model, tokenizer)
+        alone = read_records(tmp_path / name / "mini" / "nqswap", name)
+        together = read_records(tmp_path / "together" / "mini" / "nqswap", name)
+        assert alone == together

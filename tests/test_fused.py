@@ -65,7 +65,9 @@ def test_branches_prefilled_apart_match_one_joint_prefill(request, model_name, m
     apart = generate_fused(model, conditioned, unconditioned, STRONG_M3ID, max_new_tokens=8)
     assert stacked, "the branches were not prefilled apart"
     monkeypatch.setattr(fused, "stack_caches", lambda *args: None)  # the joint prefill
-    assert_same_generation(apart, generate_fused(model, conditioned, unconditioned, STRONG_M3ID, max_new_tokens=8))
+    assert_same_generation(
+        apart, generate_fused(model, conditioned, unconditioned, STRONG_M3ID, max_new_tokens=8)
+    )
 
 
 @pytest.mark.parametrize("model_name", ["tiny_gpt2", "tiny_llama"])
@@ -263,3 +265,23 @@ def test_small_batch_cpu_linears_match_and_restore(tiny_llama):
         assert "forward" in vars(hooked)  # left alone, not removed
     finally:
         del hooked.forward
+
+
+@pytest.mark.parametrize("model_name", ["tiny_gpt2", "tiny_llama"])
+def test_a_sweep_equals_one_call_per_rule(request, model_name):
+    """mi_config=[...] prefills once and decodes each rule from its own copy of the cache: the same tokens,
+    scores and diagnostics as separate calls."""
+    model = request.getfixturevalue(model_name)
+    conditioned = left_pad(random_prompts([30, 9, 17], seed=41))
+    unconditioned = left_pad(random_prompts([4, 6, 2], seed=42))
+    configs = [*CONFIGS, MIConfig(rule="adaptive", jsd_scale=4.0), MIConfig(rule="constant", weight=0.0)]
+    swept_diagnostics = [MIDiagnostics() for _ in configs]
+    swept = generate_fused(model, conditioned, unconditioned, configs, diagnostics=swept_diagnostics)
+    assert len(swept) == len(configs)
+    for config, output, diagnostics in zip(configs, swept, swept_diagnostics, strict=True):
+        alone_diagnostics = MIDiagnostics()
+        alone = generate_fused(model, conditioned, unconditioned, config, diagnostics=alone_diagnostics)
+        assert_same_generation(output, alone)
+        assert diagnostics.weight == alone_diagnostics.weight and diagnostics.gate == alone_diagnostics.gate
+    with pytest.raises(ValueError, match="same length"):
+        generate_fused(model, conditioned, unconditioned, configs, diagnostics=[MIDiagnostics()])

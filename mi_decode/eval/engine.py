@@ -8,6 +8,7 @@ same records.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -135,8 +136,8 @@ def run_evaluation(settings: EvalSettings, model=None, tokenizer=None) -> dict[s
     for suite in suites:
         for task in _selected_tasks(settings, suite):
             examples = examples_by_task[suite.name, task.name]
-            for method_name in _methods_of(settings, task):
-                _run_method(ctx, settings, state, suite, task, suite.methods[method_name], examples)
+            for group in _method_groups(task, [suite.methods[name] for name in _methods_of(settings, task)]):
+                _run_methods(ctx, settings, state, suite, task, group, examples)
     state.wait_for_everyone()
     if not state.is_main_process:
         return {}
@@ -166,9 +167,19 @@ def _check_vllm_backend(settings: EvalSettings, state, suites: list[Suite]) -> N
     require_vllm()
 
 
-def _run_method(ctx, settings, state, suite, task, method, examples) -> None:
+def _method_groups(task, methods: list) -> list[list]:
+    """The task's methods in run order: those its kind can decode together (greedy MI methods share one
+    prefill per batch) as one group, the others alone. Records do not depend on the grouping."""
+    kind = _kind(task)
+    together = [method for method in methods if kind.sweepable(task, method)]
+    if len(together) < 2:
+        return [[method] for method in methods]
+    return [together] + [[method] for method in methods if method not in together]
+
+
+def _run_methods(ctx, settings, state, suite, task, methods: list, examples) -> None:
     directory = settings.output_dir / suite.name / task.name
-    done = read_records(directory, method.name)
+    done = {method.name: read_records(directory, method.name) for method in methods}
     size = settings.batch_size
     kind = _kind(task)
     # Batches of similar length pad little. The order depends on the examples only, so batch j (and its
@@ -176,28 +187,37 @@ def _run_method(ctx, settings, state, suite, task, method, examples) -> None:
     position = {e["id"]: i for i, e in enumerate(examples)}
     ordered = sorted(examples, key=lambda e: (kind.length(task, e), position[e["id"]]))
     batches = [(j, ordered[start : start + size]) for j, start in enumerate(range(0, len(ordered), size))]
-    mine = [
-        (j, batch)
-        for j, batch in batches
-        if j % state.num_processes == state.process_index and any(e["id"] not in done for e in batch)
-    ]
+    mine = []
+    for j, batch in batches:
+        missing = [m for m in methods if any(e["id"] not in done[m.name] for e in batch)]
+        if j % state.num_processes == state.process_index and missing:
+            mine.append((j, batch, missing))
     if not mine:
         return
-    remaining = sum(sum(e["id"] not in done for e in batch) for _, batch in mine)
+    remaining = sum(
+        sum(e["id"] not in done[m.name] for e in batch) for _, batch, missing in mine for m in missing
+    )
     bar = tqdm(
         total=remaining,
-        desc=f"{suite.name}/{task.name}/{method.name}",
+        desc=f"{suite.name}/{task.name}/{'+'.join(m.name for m in methods)}"[:80],
         disable=not settings.progress or not state.is_local_main_process,
         leave=False,
     )
-    with ResultShard(directory, method.name, state.process_index) as shard:
-        for j, batch in mine:
+    with contextlib.ExitStack() as stack:
+        needed = {m.name for _, _, missing in mine for m in missing}
+        shards = {
+            name: stack.enter_context(ResultShard(directory, name, state.process_index)) for name in needed
+        }
+        for j, batch, missing in mine:
             torch.manual_seed(settings.seed * 1_000_003 + j)
-            records = kind.run(ctx, task, method, batch)
-            for example, record in zip(batch, records, strict=True):
-                if example["id"] not in done:
-                    shard.append({"id": example["id"], "index": position[example["id"]], **record})
-                    bar.update(1)
+            records = kind.run_many(ctx, task, missing, batch)
+            for method, method_records in zip(missing, records, strict=True):
+                for example, record in zip(batch, method_records, strict=True):
+                    if example["id"] not in done[method.name]:
+                        shards[method.name].append(
+                            {"id": example["id"], "index": position[example["id"]], **record}
+                        )
+                        bar.update(1)
     bar.close()
 
 

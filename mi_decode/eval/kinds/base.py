@@ -102,6 +102,14 @@ class TaskKind:
         """Records (without ``id``/``index``) for a batch of units."""
         raise NotImplementedError
 
+    def sweepable(self, task, method) -> bool:
+        """Whether ``method`` may run in one :meth:`run_many` call with the task's other sweepable methods."""
+        return False
+
+    def run_many(self, ctx: EvalContext, task, methods: Sequence, units: list[dict]) -> list[list[dict]]:
+        """Records of each method for a batch (a kind may share work between methods here)."""
+        return [self.run(ctx, task, method, units) for method in methods]
+
     def score(self, ctx: EvalContext, task, units: list[dict], outputs: list[str]) -> list[dict]:
         """Every metric's per-example fields for ``outputs``, merged per example."""
         merged: list[dict] = [{} for _ in units]

@@ -80,44 +80,72 @@ class GenerateKind(TaskKind):
     def length(self, task, unit) -> int:
         return len(render(task.conditioned, unit, task, "conditioned"))
 
+    def sweepable(self, task, method) -> bool:
+        # Greedy methods on the fused path share one prefill per batch (see run_many).
+        return not method.sample and method.typical_p is None and (bool(method.mi) or task.diagnostics)
+
     def run(self, ctx, task, method, units: list[dict]) -> list[dict]:
-        outputs = self.decode(ctx, task, method, units)
-        scores = self.score(ctx, task, units, [output["output"] for output in outputs])
-        return [{**output, **score} for output, score in zip(outputs, scores, strict=True)]
+        return self.run_many(ctx, task, [method], units)[0]
+
+    def run_many(self, ctx, task, methods, units: list[dict]) -> list[list[dict]]:
+        outputs_by_method = self.decode_many(ctx, task, methods, units)
+        records = []
+        for outputs in outputs_by_method:
+            scores = self.score(ctx, task, units, [output["output"] for output in outputs])
+            records.append([{**output, **score} for output, score in zip(outputs, scores, strict=True)])
+        return records
 
     def decode(self, ctx, task, method, units: list[dict]) -> list[dict[str, Any]]:
         """One dict per example with ``output`` (and the MI diagnostics when the task asks for them)."""
+        return self.decode_many(ctx, task, [method], units)[0]
+
+    def decode_many(self, ctx, task, methods, units: list[dict]) -> list[list[dict[str, Any]]]:
+        """:meth:`decode` for several methods; more than one must all be :meth:`sweepable`, and then share
+        one prefill (``mi_decode.generate(mi_config=[...])``)."""
         from ...diagnostics import MIDiagnostics
         from ...fused import generate
         from ...m3id import MIConfig
         from ...models import encode_prompts
 
+        if len(methods) > 1 and not all(self.sweepable(task, method) for method in methods):
+            raise ValueError("only greedy methods on the fused path decode together")
         tokenizer, model = ctx.tokenizer, ctx.model
         conditioned = encode_prompts(
             tokenizer, [render(task.conditioned, e, task, "conditioned") for e in units], task.chat
         )
-        mi_config = method.mi_config()
         # Greedy through the fused path with weight 0 picks the same tokens and records the pointwise MI of
         # each, the baseline of the MI decay plot.
-        if mi_config is None and task.diagnostics:
-            mi_config = MIConfig(rule="constant", weight=0.0)
+        configs = [
+            method.mi_config() or (MIConfig(rule="constant", weight=0.0) if task.diagnostics else None)
+            for method in methods
+        ]
         unconditioned = None
-        if mi_config is not None:
+        if configs[0] is not None:
             unconditioned = encode_prompts(
                 tokenizer, [render(task.unconditioned, e, task, "unconditioned") for e in units], task.chat
             )
-        diagnostics = MIDiagnostics() if mi_config is not None and task.diagnostics else None
+        diagnostics = [MIDiagnostics() if c is not None and task.diagnostics else None for c in configs]
         with torch.inference_mode():
             sequences = generate(
                 model,
                 **conditioned,
                 unconditional_inputs=unconditioned,
-                mi_config=mi_config,
-                diagnostics=diagnostics,
-                **generate_kwargs(method, task.max_new_tokens, tokenizer.pad_token_id),
+                mi_config=configs if len(methods) > 1 else configs[0],
+                diagnostics=diagnostics if len(methods) > 1 else diagnostics[0],
+                **generate_kwargs(methods[0], task.max_new_tokens, tokenizer.pad_token_id),
             )
+        if len(methods) == 1:
+            sequences = [sequences]
+        prompt_length = conditioned["input_ids"].shape[1]
+        return [
+            self._results(tokenizer, tokens[:, prompt_length:], record)
+            for tokens, record in zip(sequences, diagnostics, strict=True)
+        ]
+
+    @staticmethod
+    def _results(tokenizer, new_tokens: torch.Tensor, diagnostics) -> list[dict[str, Any]]:
         results = []
-        for row, tokens in enumerate(sequences[:, conditioned["input_ids"].shape[1] :]):
+        for row, tokens in enumerate(new_tokens):
             length = generated_length(tokens, tokenizer.eos_token_id)
             result: dict[str, Any] = {
                 "output": tokenizer.decode(tokens[:length], skip_special_tokens=True).strip()

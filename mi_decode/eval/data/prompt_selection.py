@@ -7,11 +7,13 @@ soheeyang/unified-prompt-selection, see the data README):
 - ``data/sst2/stsa.binary.dev``: text lines ``<0|1> <sentence>`` (872), read with datasets' ``text`` builder;
 - ``data/agnews/test.csv``: CSV ``class (1-4), title, description`` with an optional header (7,600);
 - ``data/cb/val.jsonl``, ``data/rte/val.jsonl``: JSON lines ``premise, hypothesis, label (name), idx`` (56,
-  277; the test files are unlabelled, so ``val`` is the test set);
+  277; the test files are unlabelled, so ``val`` is the test set); CB's ``train.jsonl`` (250) too, with
+  ``split``;
 - ``templates/<task>/templates.yaml``: promptsource templates.
 
 Registered data sets ``sst2``, ``agnews``, ``cb``, ``rte``: the examples of :func:`load_task` with an ``id``
-``"<task>-<row>"`` (0-based data row of the file) in front. These sets have no Hub copy.
+``"<task>-<row>"`` (0-based data row of the file) in front; ``cb`` takes ``split`` (``data_options``), its
+train rows having ids ``"cb-train-<row>"``. These sets have no Hub copy.
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ TASKS = {
     "agnews": ("agnews/test.csv", "ag_news"),
     "cb": ("cb/val.jsonl", "super_glue/cb"),
     "rte": ("rte/val.jsonl", "glue/rte"),
+}
+# CB's labelled files by `split`; "both" is the val rows, then the train rows.
+CB_SPLITS = {
+    "val": ("cb/val.jsonl",),
+    "train": ("cb/train.jsonl",),
+    "both": ("cb/val.jsonl", "cb/train.jsonl"),
 }
 # Label names in the order of the Hugging Face datasets the promptsource templates were written for.
 _CB_LABELS = {"entailment": 0, "contradiction": 1, "neutral": 2}
@@ -80,7 +88,9 @@ def task_templates_path(task: str, data_dir: str | os.PathLike | None = None) ->
     )
 
 
-def load_task(task: str, data_dir: str | os.PathLike | None = None, limit: int | None = None) -> list[dict]:
+def load_task(
+    task: str, data_dir: str | os.PathLike | None = None, limit: int | None = None, split: str | None = None
+) -> list[dict]:
     """The labelled evaluation set of a prompt-selection task, with the field names its promptsource
     templates expect and integer labels in the templates' ``answer_choices`` order.
 
@@ -94,14 +104,37 @@ def load_task(task: str, data_dir: str | os.PathLike | None = None, limit: int |
     ``rte``       ``rte/val.jsonl``           ``sentence1``, ``sentence2``; 0 entailment, 1 not_entailment
     ============  ==========================  ==========================================================
 
+    ``split`` (CB only; ``None`` is the file above): ``"val"`` (the 56 rows above), ``"train"`` (the 250 of
+    ``cb/train.jsonl``) or ``"both"`` (val, then train: 306).
+
     Example:
         >>> from mi_decode.eval.data.prompt_selection import load_task
         >>> examples = load_task("sst2", "../shared/data", limit=2)  # doctest: +SKIP
         >>> sorted(examples[0])  # doctest: +SKIP
         ['label', 'sentence']
     """
-    path = resolve_data_dir(data_dir) / "prompt_selection" / "data" / TASKS[_check_task(task)][0]
-    return read_task_file(task, path, limit)
+    return [example for _, example in _labelled_rows(task, data_dir, limit, split)]
+
+
+def _labelled_rows(task: str, data_dir, limit: int | None, split: str | None) -> list[tuple[str, dict]]:
+    """``(id, example)`` pairs of :func:`load_task`: ids ``"<task>-<row>"``, CB's train rows ``"cb-train-<row>"``."""
+    files = [TASKS[_check_task(task)][0]]
+    if split is not None:
+        if task != "cb":
+            raise ValueError(f"`split` applies to cb only, got split={split!r} for {task!r}")
+        if split not in CB_SPLITS:
+            raise ValueError(f"CB split must be one of {', '.join(CB_SPLITS)}, got {split!r}")
+        files = list(CB_SPLITS[split])
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"`limit` must be a positive integer or None, got {limit!r}")
+    folder = resolve_data_dir(data_dir) / "prompt_selection" / "data"
+    rows = []
+    for file in files:
+        prefix = f"{task}-train-" if file == "cb/train.jsonl" else f"{task}-"
+        rows += [
+            (f"{prefix}{row}", example) for row, example in enumerate(read_task_file(task, folder / file))
+        ]
+    return rows[:limit]
 
 
 def infer_task(path: str | os.PathLike) -> str | None:
@@ -181,9 +214,7 @@ def _nli_example(task: str) -> Callable[[Mapping[str, Any], int], dict]:
 def _registered(task: str) -> Callable[..., list[dict]]:
     def load(data_dir: str | os.PathLike | None = None, limit: int | None = None) -> list[dict]:
         check_limit(limit)
-        return [
-            {"id": f"{task}-{row}", **example} for row, example in enumerate(load_task(task, data_dir, limit))
-        ]
+        return [{"id": id_, **example} for id_, example in _labelled_rows(task, data_dir, limit, None)]
 
     load.__name__ = load.__qualname__ = f"load_{task}"
     load.__doc__ = f"The {task} examples of :func:`load_task` with ids ``{task}-<row>``."
@@ -192,5 +223,16 @@ def _registered(task: str) -> Callable[..., list[dict]]:
 
 load_sst2 = _registered("sst2")
 load_agnews = _registered("agnews")
-load_cb = _registered("cb")
+
+
+@register_data("cb")
+def load_cb(
+    data_dir: str | os.PathLike | None = None, limit: int | None = None, split: str = "val"
+) -> list[dict]:
+    """The cb examples of :func:`load_task` (``split`` ``"val"``, ``"train"`` or ``"both"``) with ids
+    ``cb-<row>`` (val rows) and ``cb-train-<row>`` (train rows)."""
+    check_limit(limit)
+    return [{"id": id_, **example} for id_, example in _labelled_rows("cb", data_dir, limit, split)]
+
+
 load_rte = _registered("rte")

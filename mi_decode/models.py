@@ -117,6 +117,48 @@ def embedded_model_path() -> Path:
     return target
 
 
+def check_model_source(name_or_path: str | os.PathLike) -> str:
+    """``name_or_path`` if it can load: an existing directory, or a Hub id that is cached or reachable.
+
+    Fails in seconds, with the reason, where ``from_pretrained`` would call a missing folder an invalid repo
+    id or spend a minute in Hub retries while offline."""
+    name = str(name_or_path)
+    path = Path(name).expanduser()
+    if path.exists():
+        return str(path)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:
+        raise FileNotFoundError(f"model directory {name} does not exist")
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return name  # in the local Hub cache: from_pretrained finds it offline too
+    if not hub_reachable():
+        raise OSError(
+            f"model {name!r} is not a local directory and not in the Hugging Face cache, and the Hub "
+            f"({constants.ENDPOINT}) cannot be reached; pass --model a local model directory (the embedded "
+            "model's is printed by `mi-decode model-path`)"
+        )
+    return name
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub answers within ``timeout`` seconds (False when ``HF_HUB_OFFLINE`` is set)."""
+    import urllib.error
+    import urllib.request
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    try:
+        urllib.request.urlopen(constants.ENDPOINT, timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return True  # it answered
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def load_model(
     name_or_path: str | os.PathLike | None = None,
     *,
@@ -149,6 +191,8 @@ def load_model(
 
     if name_or_path is None or str(name_or_path) == DEFAULT_MODEL:
         name_or_path = embedded_model_path()
+    else:
+        name_or_path = check_model_source(name_or_path)
     if dtype is not None:
         from_pretrained_kwargs["dtype"] = dtype
     if hasattr(AutoConfig.from_pretrained(name_or_path), "vision_config"):

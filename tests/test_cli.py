@@ -80,3 +80,50 @@ def test_seed_makes_sampling_reproducible_and_chat_answers(embedded, capsys):
         == 0
     )
     assert "Paris" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("prompt", ["", "   \n"])
+def test_an_empty_prompt_is_a_one_line_error(capsys, prompt):
+    assert main(["generate", "--prompt", prompt]) == 2
+    err = capsys.readouterr().err
+    assert "--prompt is empty" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_missing_model_directory_is_named(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["generate", "--prompt", "x", "--model", "./nonexistent"]) == 2
+    assert "model directory ./nonexistent does not exist" in capsys.readouterr().err
+
+
+def test_an_unknown_hub_id_offline_fails_fast_and_names_the_option(capsys, monkeypatch):
+    import time
+
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    start = time.monotonic()
+    assert main(["generate", "--prompt", "x", "--model", "no-such-org/x"]) == 2
+    assert time.monotonic() - start < 10
+    err = capsys.readouterr().err
+    assert "cannot be reached" in err and "--model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_ctrl_c_during_eval_says_what_was_kept(capsys, tmp_path, monkeypatch):
+    import mi_decode.eval.engine as engine
+
+    shard = tmp_path / "out" / "grounding" / "nqswap" / "greedy.part0.jsonl"
+    shard.parent.mkdir(parents=True)
+    shard.write_text('{"id": "a"}\n{"id": "b"}\n{"id": "c')  # the last line was cut by the interrupt
+
+    def interrupted(settings, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "run_evaluation", interrupted)
+    code = main(
+        ["eval", "--suites", "grounding", "--output-dir", str(tmp_path / "out"), "--data-dir", str(tmp_path)]
+    )
+    assert code == 130
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"mi-decode eval: interrupted; 2 records kept in {tmp_path / 'out'}; rerun the same command to resume"
+    )

@@ -216,6 +216,8 @@ def generate_text(args: argparse.Namespace, model, tokenizer) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..models import load_model
 
+    if not args.prompt.strip():
+        raise ValueError("--prompt is empty; give the text to continue")
     if mi_requested(args):  # refuse bad flags before spending seconds on the model
         mi_config_from_args(args)
         mi_prompts(args)

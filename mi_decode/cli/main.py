@@ -65,6 +65,23 @@ def main(argv: list[str] | None = None) -> int:
         message = str(error).strip().splitlines()
         print(f"mi-decode {args.command}: error: {' '.join(message)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\nmi-decode {args.command}: interrupted{_kept_records(args)}", file=sys.stderr)
+        return 130
+
+
+def _kept_records(args) -> str:
+    """For an interrupted eval: how many records are stored and that rerunning resumes."""
+    from pathlib import Path
+
+    output_dir = getattr(args, "output_dir", None)
+    if args.command != "eval" or output_dir is None or not Path(output_dir).is_dir():
+        return ""
+    records = 0
+    for shard in Path(output_dir).rglob("*.part*.jsonl"):
+        with shard.open("rb") as file:
+            records += sum(1 for line in file if line.endswith(b"\n"))
+    return f"; {records} records kept in {output_dir}; rerun the same command to resume"
 
 
 if __name__ == "__main__":

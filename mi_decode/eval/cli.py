@@ -27,7 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--batch-size", type=int, default=4, help="examples per forward (default 4)")
     parser.add_argument("--methods", default=None, help="comma-separated subset of the suites' methods")
-    parser.add_argument("--output-dir", default="outputs/eval", help="where records, report and plots go")
+    parser.add_argument(
+        "--output-dir",
+        default="outputs/eval",
+        help="where records, report and plots go (default: outputs/eval)",
+    )
     parser.add_argument(
         "--data-dir",
         default=None,

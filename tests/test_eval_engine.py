@@ -198,6 +198,39 @@ def test_paired_differences_agree_with_the_summaries(tmp_path, suite_file, tiny,
     )
 
 
+def test_a_second_baseline_gets_its_own_paired_table(tmp_path, tiny, data_dir):
+    """``baselines: [greedy, cad]`` adds each method minus cad, example by example, and it does not change
+    the suite's fingerprint (stored records stay valid)."""
+    from mi_decode.eval.report import summary_text
+
+    model, tokenizer = tiny
+    text = SUITE.replace("    diagnostics: true\n", "    diagnostics: true\n    baselines: [greedy, cad]\n")
+    text = text.replace("methods: [greedy, cad]", "methods: [greedy, cad, m3id_plausible]")
+    path = tmp_path / "mini.yaml"
+    path.write_text(text)
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(text.replace("    baselines: [greedy, cad]\n", ""))
+    assert (
+        load_suite(path, data_dir=data_dir).fingerprint()
+        == load_suite(plain, data_dir=data_dir).fingerprint()
+    )
+    settings = EvalSettings(
+        suites=[str(path)], output_dir=tmp_path / "out", data_dir=str(data_dir), limit=3, progress=False,
+        methods=["greedy", "cad", "m3id_plausible"],
+    )  # fmt: skip
+    task = run_evaluation(settings, model, tokenizer)["suites"]["mini"]["nqswap"]
+    (versus_cad,) = task["paired_more"]
+    assert versus_cad["baseline"] == "cad" and list(versus_cad["methods"]) == ["greedy", "m3id_plausible"]
+    summaries = task["methods"]
+    for method in ("greedy", "m3id_plausible"):
+        difference = versus_cad["methods"][method]["substituted_answer_rate"]["difference"]
+        expected = summaries[method]["substituted_answer_rate"] - summaries["cad"]["substituted_answer_rate"]
+        assert difference == pytest.approx(expected, abs=1e-12)
+    assert "nqswap: difference from cad (paired over 3 examples" in summary_text(
+        {"suites": {"mini": {"nqswap": task}}}
+    )
+
+
 def test_bad_data_file_is_an_error_with_file_and_line(tmp_path, suite_file, tiny, data_dir):
     model, tokenizer = tiny
     rows = gzip.open(data_dir / "grounding/nqswap/nqswap.jsonl.gz", "rt").read().splitlines()
@@ -270,6 +303,10 @@ def test_cli_reports_a_missing_data_dir_in_one_line(tmp_path, capsys):
             "MI method 'cad' needs an 'unconditioned' prompt",
         ),
         (("    diagnostics: true\n", "    diagnostic: true\n"), "task 'nqswap': unknown key 'diagnostic'"),
+        (
+            ("    diagnostics: true\n", "    diagnostics: true\n    baselines: [greedy, cfg]\n"),
+            r"task 'nqswap': 'baselines' must list methods of the task \(greedy, cad\)",
+        ),
     ],
 )
 def test_malformed_suites_name_the_problem(change, message):

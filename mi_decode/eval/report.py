@@ -35,8 +35,8 @@ def task_tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                 else f"{task['examples']} examples"
             )
             tables.append((f"{suite_name} / {task_name} ({size})", header, rows))
-            if task.get("paired"):
-                tables.append(_paired_table(f"{suite_name} / {task_name}", task["paired"]))
+            for paired in ([task["paired"]] if task.get("paired") else []) + task.get("paired_more", []):
+                tables.append(_paired_table(f"{suite_name} / {task_name}", paired))
     return tables
 
 

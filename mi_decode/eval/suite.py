@@ -27,7 +27,8 @@ amplification, validated by ``MIConfig.from_options`` against the rule table), a
 Task keys: ``name``, ``kind``, ``data``, ``data_options`` (keyword arguments of a registered data set),
 ``methods``, ``metrics``, ``conditioned``/``unconditioned`` (Jinja prompts), ``chat`` (wrap prompts in the
 tokenizer's chat template), ``max_new_tokens``, ``quick_limit`` (examples with ``--quick``), ``diagnostics``
-(record the MI rule's per-step weight and pointwise MI), ``options`` (kind-specific).
+(record the MI rule's per-step weight and pointwise MI), ``baselines`` (methods every other method is
+compared with, example by example; default the first method), ``options`` (kind-specific).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ SAMPLING_KEYS = ("sample", "top_k", "top_p", "typical_p", "temperature")
 _SUITE_KEYS = {"name", "description", "methods", "tasks"}
 _TASK_KEYS = {
     "name", "kind", "data", "data_options", "conditioned", "unconditioned", "chat", "metrics", "methods",
-    "max_new_tokens", "quick_limit", "diagnostics", "options",
+    "max_new_tokens", "quick_limit", "diagnostics", "options", "baselines",
 }  # fmt: skip
 
 __all__ = ["MethodSpec", "Suite", "SuiteError", "TaskSpec", "available_suites", "load_suite", "parse_suite"]
@@ -90,6 +91,7 @@ class TaskSpec:
     diagnostics: bool = False
     data_options: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    baselines: tuple[str, ...] = ()  # paired comparisons against these (default: the first method)
     base_dir: str | None = field(default=None, compare=False)  # the suite's folder: relative data paths
 
     def metric_objects(self) -> list:
@@ -111,6 +113,7 @@ class Suite:
         for task in self.tasks:
             entry = asdict(task)
             entry.pop("base_dir")
+            entry.pop("baselines")  # only how results are compared, not what the records hold
             tasks.append(entry)
         payload = {"methods": {name: asdict(spec) for name, spec in self.methods.items()}, "tasks": tasks}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -269,7 +272,14 @@ def parse_task(
         where,
         f"uses undefined method {missing[0]!r}; the suite defines {', '.join(methods)}" if missing else "",
     )
-    values = {key: value for key, value in raw.items() if key not in ("methods", "metrics")}
+    baselines = raw.get("baselines", [])
+    _require(
+        isinstance(baselines, list) and all(b in task_methods for b in baselines),
+        where,
+        f"'baselines' must list methods of the task ({', '.join(task_methods)})",
+    )
+    values = {key: value for key, value in raw.items() if key not in ("methods", "metrics", "baselines")}
+    values["baselines"] = tuple(baselines)
     values["metrics"] = _parse_metrics(raw.get("metrics", list(kind.default_metrics)), where)
     for key in ("data_options", "options"):
         _require(isinstance(values.get(key, {}), dict), where, f"'{key}' must be a mapping")

@@ -142,9 +142,17 @@ class TaskKind:
         for name, records in records_by_method.items():
             methods[name] = {**self.summarize(ctx, task, records), "n": len(records)}
         results: dict[str, Any] = {"examples": len(units), "methods": methods}
-        paired = paired_differences(self.paired_keys(task), records_by_method, seed)
+        keys = self.paired_keys(task)
+        paired = paired_differences(keys, records_by_method, seed)
         if paired:
             results["paired"] = paired
+        more = []  # against the task's other baselines (the first is "paired")
+        for baseline in getattr(task, "baselines", ())[1:]:
+            if baseline in records_by_method:
+                reordered = {baseline: records_by_method[baseline], **records_by_method}
+                more.append(paired_differences(keys, reordered, seed))
+        if any(more):
+            results["paired_more"] = [entry for entry in more if entry]
         return results
 
 

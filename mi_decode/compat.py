@@ -42,5 +42,7 @@ def stack_caches(first: Any, second: Any, length: int):
 
     stacked = DynamicCache()
     for index, (a, b) in enumerate(layers):
-        stacked.update(torch.cat([pad(a.keys), pad(b.keys)]), torch.cat([pad(a.values), pad(b.values)]), index)
+        stacked.update(
+            torch.cat([pad(a.keys), pad(b.keys)]), torch.cat([pad(a.values), pad(b.values)]), index
+        )
     return stacked

@@ -93,7 +93,9 @@ def vllm_llm():
     """One in-process vLLM engine on the embedded model (float32, as load_llm starts it for users), shared by
     the vLLM tests (it takes ~30 s to start). mi_decode's logits processors load through their entry points."""
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; the default takes most of the machine's memory
+    os.environ.setdefault(
+        "VLLM_CPU_KVCACHE_SPACE", "1"
+    )  # GiB; the default takes most of the machine's memory
     from mi_decode.vllm.scoring import load_llm
 
     return load_llm()

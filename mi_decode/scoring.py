@@ -53,6 +53,33 @@ class ChoiceScores:
         return getattr(self, answer_score)
 
 
+class _ScoreTable:
+    """The arrays every scorer fills per (request, choice), turned into :class:`ChoiceScores` at the end."""
+
+    def __init__(self, num_requests: int, width: int):
+        self.first = np.full((num_requests, width), np.nan)
+        self.total = np.full((num_requests, width), np.nan)
+        self.num_tokens = np.zeros((num_requests, width), dtype=np.int64)
+        self.perplexity = np.full(num_requests, np.nan)
+
+    def set_choice(self, request: int, choice: int, terms: Sequence[float]) -> None:
+        """Record a choice's per-token log-probs."""
+        self.first[request, choice] = terms[0]
+        self.total[request, choice] = float(np.sum(terms))
+        self.num_tokens[request, choice] = len(terms)
+
+    def scores(self) -> ChoiceScores:
+        with np.errstate(invalid="ignore"):
+            mean = self.total / np.where(self.num_tokens > 0, self.num_tokens, np.nan)
+        return ChoiceScores(
+            first=self.first,
+            sum=self.total,
+            mean=mean,
+            num_tokens=self.num_tokens,
+            perplexity=self.perplexity,
+        )
+
+
 class _Tokenized:
     """Prompt and answer token ids after the leading-space rule; answers are tokenized once per string."""
 
@@ -200,11 +227,7 @@ def score_choices(
     prompt_ids, answer_ids = _Tokenized(tokenizer).encode(prompts, choices)
 
     num_requests = len(prompts)
-    width = max(len(a) for a in answer_ids)
-    first = np.full((num_requests, width), np.nan)
-    total = np.full((num_requests, width), np.nan)
-    num_tokens = np.zeros((num_requests, width), dtype=np.int64)
-    prompt_perplexity = np.full(num_requests, np.nan)
+    table = _ScoreTable(num_requests, max(len(a) for a in answer_ids))
 
     rows = []
     for ids, answers in zip(prompt_ids, answer_ids, strict=True):
@@ -266,18 +289,10 @@ def score_choices(
             mine = owner == i
             prompt_terms = token_log_probs[mine & (choice_of == -1)]
             if prompt_terms.size:
-                prompt_perplexity[i] = np.exp(-prompt_terms.mean())
-            for c, answer in enumerate(answer_ids[i]):
-                terms = token_log_probs[mine & (choice_of == c)]
-                first[i, c] = terms[0]
-                total[i, c] = terms.sum()
-                num_tokens[i, c] = len(answer)
-
-    with np.errstate(invalid="ignore"):
-        mean = total / np.where(num_tokens > 0, num_tokens, np.nan)
-    return ChoiceScores(
-        first=first, sum=total, mean=mean, num_tokens=num_tokens, perplexity=prompt_perplexity
-    )
+                table.perplexity[i] = np.exp(-prompt_terms.mean())
+            for c in range(len(answer_ids[i])):
+                table.set_choice(i, c, token_log_probs[mine & (choice_of == c)])
+    return table.scores()
 
 
 @torch.inference_mode()
@@ -290,18 +305,14 @@ def score_choices_naive(
     choices = _check_inputs(model, prompts, choices, 1)
     prompt_ids, answer_ids = _Tokenized(tokenizer).encode(prompts, choices)
     device = next(model.parameters()).device
-    width = max(len(a) for a in answer_ids)
-    first = np.full((len(prompts), width), np.nan)
-    total = np.full((len(prompts), width), np.nan)
-    num_tokens = np.zeros((len(prompts), width), dtype=np.int64)
-    prompt_perplexity = np.full(len(prompts), np.nan)
+    table = _ScoreTable(len(prompts), max(len(a) for a in answer_ids))
     for i in tqdm(range(len(prompts)), desc="naive scoring", disable=not progress):
         ids = prompt_ids[i]
         if perplexity and len(ids) > 1:
             log_probs = (
                 model(input_ids=torch.tensor([ids], device=device)).logits[0, :-1].float().log_softmax(-1)
             )
-            prompt_perplexity[i] = torch.exp(
+            table.perplexity[i] = torch.exp(
                 -log_probs.gather(-1, torch.tensor(ids[1:], device=device)[:, None]).mean()
             ).item()
         for c, answer in enumerate(answer_ids[i]):
@@ -313,12 +324,8 @@ def score_choices_naive(
                 .cpu()
                 .numpy()
             )
-            first[i, c], total[i, c], num_tokens[i, c] = terms[0], terms.sum(), len(answer)
-    with np.errstate(invalid="ignore"):
-        mean = total / np.where(num_tokens > 0, num_tokens, np.nan)
-    return ChoiceScores(
-        first=first, sum=total, mean=mean, num_tokens=num_tokens, perplexity=prompt_perplexity
-    )
+            table.set_choice(i, c, terms)
+    return table.scores()
 
 
 @dataclass

@@ -45,6 +45,7 @@ from ..scoring import (
     ChoiceScores,
     TemplateScores,
     _check_inputs,
+    _ScoreTable,
     _Tokenized,
     template_requests,
 )
@@ -294,28 +295,19 @@ def score_choices_vllm(
         for r, result in zip(stale, again, strict=True):
             results[r] = result
 
-    num_requests = len(prompts)
-    width = max(len(a) for a in answer_ids)
-    first = np.full((num_requests, width), np.nan)
-    total = np.full((num_requests, width), np.nan)
-    num_tokens = np.zeros((num_requests, width), dtype=np.int64)
-    prompt_perplexity = np.full(num_requests, np.nan)
+    table = _ScoreTable(len(prompts), max(len(a) for a in answer_ids))
     for i, (head, tails) in enumerate(plan):
         ids = prompt_ids[i]
         if perplexity and len(ids) > 1:
-            prompt_perplexity[i] = np.exp(-np.mean(np.asarray(results[head].entries[: len(ids) - 1])))
+            table.perplexity[i] = np.exp(-np.mean(np.asarray(results[head].entries[: len(ids) - 1])))
         for c, (answer, tail) in enumerate(zip(answer_ids[i], tails, strict=True)):
             terms = [results[head].next_log_probs[answer[0]]]
             if tail is not None:
                 n = len(ids)
                 terms += results[tail].entries[n : n + len(answer) - 2] if len(answer) > 2 else []
                 terms.append(results[tail].next_log_probs[answer[-1]])
-            first[i, c], total[i, c], num_tokens[i, c] = terms[0], float(np.sum(terms)), len(answer)
-    with np.errstate(invalid="ignore"):
-        mean = total / np.where(num_tokens > 0, num_tokens, np.nan)
-    return ChoiceScores(
-        first=first, sum=total, mean=mean, num_tokens=num_tokens, perplexity=prompt_perplexity
-    )
+            table.set_choice(i, c, terms)
+    return table.scores()
 
 
 def score_templates_vllm(

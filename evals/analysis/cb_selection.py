@@ -336,24 +336,22 @@ def main() -> None:
         print(
             f"cb {setting:2s} oracle templates of the resamples: {top(oracles[(setting, 'mi', 'softmax')], names)}"
         )
-    for size in (28, 42):
-        sub = resample_ratios(
-            log_probs,
-            labels,
-            [("PA", "mi", "softmax"), ("X", "mi", "softmax")],
-            rng,
-            args.resamples,
-            size=size,
-            replace=False,
-        )[0]
-        for variant, values in sub.items():
-            print(
-                f"cb {variant[0]:2s} mi, random {size} of the {num_inputs} (no replacement): {interval(values)}"
-            )
+    mi_pa_x = [("PA", "mi", "softmax"), ("X", "mi", "softmax")]
+
+    def print_subsets(sizes, label):
+        """MI's selected/oracle in PA and X on random subsets (without replacement) of each size."""
+        for size in sizes:
+            sub = resample_ratios(log_probs, labels, mi_pa_x, rng, args.resamples, size=size, replace=False)[
+                0
+            ]
+            for variant, values in sub.items():
+                print(label.format(size=size, setting=variant[0]) + f": {interval(values)}")
+
+    print_subsets((28, 42), "cb {setting:2s} mi, random {size} of the " + f"{num_inputs} (no replacement)")
     balanced = resample_ratios(
         log_probs,
         labels,
-        [("PA", "mi", "softmax"), ("X", "mi", "softmax")],
+        mi_pa_x,
         rng,
         args.resamples,
         balanced=True,
@@ -383,18 +381,7 @@ def main() -> None:
         ):
             cells = [f"{s} {judge(log_probs[:, rows], labels[rows], s)['ratio']:.3f}" for s in SETTINGS]
             print(f"{label:12s} " + "  ".join(cells))
-        for size in (56, 112, 200):
-            sub = resample_ratios(
-                log_probs,
-                labels,
-                [("PA", "mi", "softmax"), ("X", "mi", "softmax")],
-                rng,
-                args.resamples,
-                size=size,
-                replace=False,
-            )[0]
-            for variant, values in sub.items():
-                print(f"random {size} of {num_inputs}, {variant[0]:2s}: {interval(values)}")
+        print_subsets((56, 112, 200), "random {size} of " + f"{num_inputs}" + ", {setting:2s}")
 
     if not args.no_modes:
         print("\n== Answer-score mode ==")

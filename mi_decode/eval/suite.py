@@ -145,7 +145,7 @@ def load_suite(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | No
         >>> from mi_decode.eval import load_suite
         >>> suite = load_suite("grounding")
         >>> [task.name for task in suite.tasks], sorted(suite.methods)[:2]
-        (['nqswap', 'memotrap'], ['cad', 'greedy'])
+        (['nqswap', 'nqswap_original', 'memotrap'], ['adaptive', 'adaptive_text'])
     """
     path = Path(name_or_path)
     if not path.suffix:

@@ -484,3 +484,16 @@ def test_greedy_methods_share_one_prefill_and_match_separate_runs(
         alone = read_records(tmp_path / name / "mini" / "nqswap", name)
         together = read_records(tmp_path / "together" / "mini" / "nqswap", name)
         assert alone == together
+
+
+def test_tasks_select_a_subset_and_unknown_names_are_refused(tmp_path, suite_file, tiny, data_dir):
+    model, tokenizer = tiny
+    settings = dict(
+        suites=[str(suite_file)], output_dir=tmp_path, data_dir=str(data_dir), limit=1, progress=False
+    )
+    results = run_evaluation(
+        EvalSettings(**settings, methods=["greedy"], tasks=["memotrap"]), model, tokenizer
+    )
+    assert list(results["suites"]["mini"]) == ["memotrap"]
+    with pytest.raises(ValueError, match=r"--tasks names tasks the suites do not have: \['nqswop'\]"):
+        run_evaluation(EvalSettings(**settings, tasks=["nqswop"]), model, tokenizer)

@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--batch-size", type=int, default=4, help="examples per forward (default 4)")
     parser.add_argument("--methods", default=None, help="comma-separated subset of the suites' methods")
+    parser.add_argument("--tasks", default=None, help="comma-separated subset of the suites' tasks")
     parser.add_argument(
         "--output-dir",
         default="outputs/eval",
@@ -66,6 +67,7 @@ def settings_from_args(args):
         seed=args.seed,
         batch_size=args.batch_size,
         methods=[name.strip() for name in args.methods.split(",")] if args.methods else None,
+        tasks=[name.strip() for name in args.tasks.split(",")] if args.tasks else None,
         progress=not args.no_progress,
         backend=args.backend,
     )

@@ -41,6 +41,7 @@ class EvalSettings:
     seed: int = 0
     batch_size: int = 4
     methods: list[str] | None = None
+    tasks: list[str] | None = None  # a subset of the suites' task names (default: all)
     progress: bool = True
     backend: str = "hf"  # "vllm": score prompt-selection tasks on a vLLM engine (other kinds refuse it)
 
@@ -82,8 +83,12 @@ def _methods_of(settings: EvalSettings, task) -> list[str]:
 
 
 def _selected_tasks(settings: EvalSettings, suite: Suite) -> list:
-    """The suite's tasks that run at least one of the selected methods."""
-    return [task for task in suite.tasks if _methods_of(settings, task)]
+    """The suite's tasks that run at least one of the selected methods (and are among ``--tasks``)."""
+    return [
+        task
+        for task in suite.tasks
+        if _methods_of(settings, task) and (settings.tasks is None or task.name in settings.tasks)
+    ]
 
 
 def run_evaluation(settings: EvalSettings, model=None, tokenizer=None) -> dict[str, Any]:
@@ -103,6 +108,9 @@ def run_evaluation(settings: EvalSettings, model=None, tokenizer=None) -> dict[s
     unknown = set(settings.methods or ()) - {m for suite in suites for t in suite.tasks for m in t.methods}
     if unknown:
         raise ValueError(f"--methods names methods no selected task uses: {sorted(unknown)}")
+    unknown = set(settings.tasks or ()) - {t.name for suite in suites for t in suite.tasks}
+    if unknown:
+        raise ValueError(f"--tasks names tasks the suites do not have: {sorted(unknown)}")
     if model is not None:
         from ..vllm.scoring import is_vllm_engine
 

@@ -349,6 +349,39 @@ def test_choice_scores_match_separate_forwards(tiny):
     assert plain == pytest.approx(float(torch.log_softmax(full_c, -1)[range(3), candidate].sum()), abs=1e-4)
 
 
+def test_choice_methods_scored_together_equal_each_alone(tiny):
+    """The choice kind runs every method from one forward; each method's records equal those it gets run
+    alone (ragged candidate lengths, so the kept logits must line up per row)."""
+    from mi_decode.eval.kinds.choice import ChoiceKind
+    from mi_decode.eval.kinds.base import EvalContext
+    from mi_decode.eval.suite import MethodSpec
+
+    model, tokenizer = tiny
+    units = [
+        {"id": "a", "prompt": "Write a quote that ends in the word heavy: Absence makes the heart grow",
+         "rest": "Absence makes the heart grow", "candidates": [" heavy.", " fonder and fonder."],
+         "answer_index": 0},
+        {"id": "b", "prompt": "Complete: the early bird", "rest": "the early bird",
+         "candidates": [" catches the worm.", " sleeps."], "answer_index": 1},
+    ]  # fmt: skip
+    methods = [
+        MethodSpec("greedy"),
+        MethodSpec("cad", mi=(("rule", "constant"), ("weight", 1.0))),
+        MethodSpec("m3id", mi=(("rule", "m3id"), ("lam", 0.5), ("alpha", 1.0))),
+        MethodSpec("adaptive_cut", mi=(("rule", "adaptive"), ("plausibility_beta", 0.1))),
+    ]
+    kind, ctx = ChoiceKind(), EvalContext(model, tokenizer)
+    together = kind.run_many(ctx, None, methods, units)
+    assert [kind.sweepable(None, method) for method in methods] == [True] * 4
+    for method, records in zip(methods, together, strict=True):
+        alone = kind.run(ctx, None, method, units)
+        for got, expected in zip(records, alone, strict=True):
+            assert got["prediction"] == expected["prediction"] and got["correct"] == expected["correct"]
+            assert got["scores"] == pytest.approx(expected["scores"], abs=1e-4)
+    # The MI methods differ from greedy somewhere, so the comparison above is not vacuous.
+    assert together[0][0]["scores"] != pytest.approx(together[1][0]["scores"], abs=1e-3)
+
+
 def test_prompt_selection_summary_matches_rank_prompts(tmp_path, tiny, data_dir):
     """The suite's per-template records, summarised, give the same selected/oracle ratio as
     rank_prompts computing everything itself."""

@@ -3,6 +3,9 @@ log-probabilities summed over its tokens (MemoTrap); the prediction is the best 
 
 Example fields: ``prompt`` (the conditioned prompt), ``rest`` (the prompt without its condition, for MI
 methods), ``candidates`` (the continuations) and ``answer_index`` (the correct one).
+
+Every method of a task reads the same two forward passes (prompt + candidate, rest + candidate), so the
+methods run together: one forward per batch, whatever the number of methods.
 """
 
 from __future__ import annotations
@@ -28,12 +31,17 @@ def continuation_logits(
         attention_mask[row, width - len(sequence) :] = 1
     position_ids = (attention_mask.cumsum(-1) - 1).clamp_min(0)
     device = next(model.parameters()).device
+    # Left padding puts every continuation at the end: only the last max(n) + 1 positions need the LM head.
+    keep = max(lengths) + 1
+    kwargs = {"logits_to_keep": keep} if model._supports_logits_to_keep() else {}
     with torch.inference_mode():
         logits = model(
             input_ids=input_ids.to(device),
             attention_mask=attention_mask.to(device),
             position_ids=position_ids.to(device),
+            **kwargs,
         ).logits.float()
+    width = logits.shape[1]
     return [logits[row, width - n - 1 : width - 1] for row, n in enumerate(lengths)]
 
 
@@ -71,27 +79,37 @@ class ChoiceKind(TaskKind):
             **super().required_fields(task),
         }
 
+    def sweepable(self, task, method) -> bool:
+        return True  # every method reads the same logits (see run_many)
+
     def run(self, ctx, task, method, units: list[dict]) -> list[dict[str, Any]]:
+        return self.run_many(ctx, task, [method], units)[0]
+
+    def run_many(self, ctx, task, methods, units: list[dict]) -> list[list[dict[str, Any]]]:
         tokenizer, model = ctx.tokenizer, ctx.model
-        config = method.mi_config()
-        sequences, lengths, spans = [], [], []
+        configs = [method.mi_config() for method in methods]
+        branch_count = 1 if all(config is None for config in configs) else 2
+        sequences, lengths, starts = [], [], []
         for example in units:
-            branches = [example["prompt"]] if config is None else [example["prompt"], example["rest"]]
-            start = len(sequences)
+            starts.append(len(sequences))
+            branches = [example["prompt"], example["rest"]][:branch_count]
             for candidate in example["candidates"]:
                 candidate_ids = tokenizer(candidate, add_special_tokens=False)["input_ids"]
                 for prefix in branches:
                     sequences.append(tokenizer(prefix)["input_ids"] + candidate_ids)
                     lengths.append(len(candidate_ids))
-            spans.append((start, len(branches)))
         logits = continuation_logits(model, sequences, lengths, tokenizer.pad_token_id)
+        return [self._records(units, starts, branch_count, sequences, lengths, logits, c) for c in configs]
+
+    @staticmethod
+    def _records(units, starts, branch_count, sequences, lengths, logits, config) -> list[dict[str, Any]]:
         results = []
-        for example, (start, branch_count) in zip(units, spans, strict=True):
+        for example, start in zip(units, starts, strict=True):
             scores = []
             for index in range(len(example["candidates"])):
                 row = start + index * branch_count
                 tokens = torch.tensor(sequences[row][-lengths[row] :], device=logits[row].device)
-                unconditioned = logits[row + 1] if branch_count == 2 else None
+                unconditioned = logits[row + 1] if config is not None else None
                 scores.append(candidate_scores(logits[row], unconditioned, tokens, config))
             best = max(range(len(scores)), key=scores.__getitem__)
             # A tie (e.g. both candidates cut by the plausibility constraint) is no prediction.

@@ -16,7 +16,7 @@ import torch
 from conftest import make_tiny_llama
 
 from mi_decode.eval import EvalSettings, load_suite, run_evaluation
-from mi_decode.eval.kinds.choice import candidate_scores, continuation_logits
+from mi_decode.eval.kinds.choice import candidate_scores, candidate_scores_many, continuation_logits
 from mi_decode.eval.store import SettingsMismatchError, read_records
 from mi_decode.eval.suite import SuiteError, parse_suite
 from mi_decode.m3id import MIConfig, mi_amplify
@@ -347,6 +347,13 @@ def test_choice_scores_match_separate_forwards(tiny):
     assert got == pytest.approx(float(expected), abs=1e-4)
     plain = candidate_scores(batch[0], None, torch.tensor(candidate), None)
     assert plain == pytest.approx(float(torch.log_softmax(full_c, -1)[range(3), candidate].sum()), abs=1e-4)
+    # Many candidates of different lengths at once: the same as one by one.
+    tokens = [torch.tensor(candidate), torch.tensor(candidate[:1]), torch.tensor(candidate[:2])]
+    conditioned_rows = [batch[0], batch[0][:1], batch[0][:2]]
+    unconditioned_rows = [batch[1], batch[1][:1], batch[1][:2]]
+    many = candidate_scores_many(conditioned_rows, unconditioned_rows, tokens, config)
+    one_by_one = [candidate_scores(c, u, t, config) for c, u, t in zip(conditioned_rows, unconditioned_rows, tokens)]
+    assert many == pytest.approx(one_by_one, abs=1e-5) and many[0] == pytest.approx(float(expected), abs=1e-4)
 
 
 def test_choice_methods_scored_together_equal_each_alone(tiny):

@@ -50,20 +50,31 @@ def candidate_scores(
 ) -> float:
     """Sum over the candidate's tokens of log softmax(l*) at each token, l* the method's adjusted scores at
     step i (1 at the candidate's first token); plain log-probabilities when ``config`` is None."""
+    unconditioned = None if unconditioned_logits is None else [unconditioned_logits]
+    return candidate_scores_many([conditioned_logits], unconditioned, [tokens], config)[0]
+
+
+def candidate_scores_many(
+    conditioned_logits: list[torch.Tensor],
+    unconditioned_logits: list[torch.Tensor] | None,
+    tokens: list[torch.Tensor],
+    config,
+) -> list[float]:
+    """:func:`candidate_scores` of many candidates: one rule call per step over every candidate that is
+    that long (the rules take one step number per call), instead of one per token."""
     from ...m3id import mi_amplify
 
-    if config is None:
-        adjusted = conditioned_logits
-    else:
-        adjusted = torch.cat(
-            [
-                mi_amplify(
-                    conditioned_logits[i : i + 1], unconditioned_logits[i : i + 1], i + 1, config
-                ).scores
-                for i in range(len(tokens))
-            ]
-        )
-    return float(torch.log_softmax(adjusted, dim=-1).gather(1, tokens[:, None]).sum())
+    totals = [0.0] * len(tokens)
+    for i in range(max(len(t) for t in tokens)):
+        rows = [k for k, t in enumerate(tokens) if len(t) > i]
+        scores = torch.stack([conditioned_logits[k][i] for k in rows])
+        if config is not None:
+            unconditioned = torch.stack([unconditioned_logits[k][i] for k in rows])
+            scores = mi_amplify(scores, unconditioned, i + 1, config).scores
+        targets = torch.stack([tokens[k][i] for k in rows])[:, None].to(scores.device)
+        for k, value in zip(rows, torch.log_softmax(scores, dim=-1).gather(1, targets)[:, 0].tolist()):
+            totals[k] += value
+    return totals
 
 
 @register_kind("choice")
@@ -103,14 +114,21 @@ class ChoiceKind(TaskKind):
 
     @staticmethod
     def _records(units, starts, branch_count, sequences, lengths, logits, config) -> list[dict[str, Any]]:
-        results = []
-        for example, start in zip(units, starts, strict=True):
-            scores = []
-            for index in range(len(example["candidates"])):
-                row = start + index * branch_count
-                tokens = torch.tensor(sequences[row][-lengths[row] :], device=logits[row].device)
-                unconditioned = logits[row + 1] if config is not None else None
-                scores.append(candidate_scores(logits[row], unconditioned, tokens, config))
+        rows = [
+            start + index * branch_count
+            for example, start in zip(units, starts, strict=True)
+            for index in range(len(example["candidates"]))
+        ]
+        all_scores = candidate_scores_many(
+            [logits[row] for row in rows],
+            None if config is None else [logits[row + 1] for row in rows],
+            [torch.tensor(sequences[row][-lengths[row] :]) for row in rows],
+            config,
+        )
+        results, used = [], 0
+        for example in units:
+            scores = all_scores[used : used + len(example["candidates"])]
+            used += len(scores)
             best = max(range(len(scores)), key=scores.__getitem__)
             # A tie (e.g. both candidates cut by the plausibility constraint) is no prediction.
             tied = sum(1 for score in scores if score == scores[best]) > 1

@@ -9,15 +9,38 @@
 
 __version__ = "0.1.0"  # before the imports: submodules read it
 
-from .contrastive import MIAmplifiedLogitsProcessor
-from .diagnostics import MIDiagnostics
-from .fused import generate
-from .m3id import MIConfig, mi_amplify
-from .models import DEFAULT_MODEL, embedded_model_path, load_model
-from .rank import PromptRanking, rank_prompts
-from .selection import select_prompts
-from .templates import PromptTemplate, load_templates
-from .typical import LocallyTypicalLogitsWarper
+# Imported on first use (PEP 562), so that ``mi-decode --help`` and argument errors do not wait for torch.
+_EXPORTS = {
+    "LocallyTypicalLogitsWarper": "typical",
+    "MIAmplifiedLogitsProcessor": "contrastive",
+    "MIConfig": "m3id",
+    "MIDiagnostics": "diagnostics",
+    "PromptRanking": "rank",
+    "PromptTemplate": "templates",
+    "DEFAULT_MODEL": "models",
+    "embedded_model_path": "models",
+    "generate": "fused",
+    "load_model": "models",
+    "load_templates": "templates",
+    "mi_amplify": "m3id",
+    "rank_prompts": "rank",
+    "select_prompts": "selection",
+}
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'mi_decode' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -44,9 +44,10 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 # Defaults from the papers: M3ID section 4 (lambda, alpha), CAD section 3 (w), VCD section 3.3 (beta).
 DEFAULT_LAMBDA = 0.02
@@ -80,7 +81,7 @@ def _check_number(name: str, value, *, low: float, high: float = math.inf, low_o
     return value
 
 
-WeightFunction = Callable[["MIConfig", int, torch.Tensor, torch.Tensor], torch.Tensor]
+WeightFunction = Callable[["MIConfig", int, "torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,8 @@ def jensen_shannon(conditioned: torch.Tensor, unconditioned: torch.Tensor) -> to
         >>> [round(value, 4) for value in jensen_shannon(p, q).tolist()]  # disjoint: ln 2; equal: 0
         [0.6931, 0.0]
     """
+    import torch  # here, not at the top: the CLI reads this module's names without loading torch
+
     log_m = torch.logaddexp(conditioned, unconditioned) - math.log(2.0)
 
     def kl_to_m(log_p: torch.Tensor) -> torch.Tensor:
@@ -287,6 +290,8 @@ def _floor_masked(
 ) -> torch.Tensor:
     """l_u with its -inf entries raised to the row's smallest finite l_u; a row with no finite entry becomes
     l_c (0 where l_c is -inf), which gives it no contrast."""
+    import torch
+
     floor = unconditioned.masked_fill(masked, math.inf).amin(dim=-1, keepdim=True)
     unconditioned = torch.where(masked, floor, unconditioned)
     no_finite = floor.isinf().expand_as(unconditioned)
@@ -318,6 +323,8 @@ def mi_amplify(
             f"conditioned and unconditioned scores must have the same shape (batch, vocab), got "
             f"{tuple(conditioned_scores.shape)} and {tuple(unconditioned_scores.shape)}"
         )
+    import torch
+
     dtype = torch.promote_types(conditioned_scores.dtype, torch.float32)
     conditioned = torch.log_softmax(conditioned_scores.to(dtype), dim=-1)
     unconditioned = torch.log_softmax(unconditioned_scores.to(dtype), dim=-1)

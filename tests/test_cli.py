@@ -19,6 +19,27 @@ def test_help_lists_every_generate_option(capsys):
         assert option in help_text
 
 
+def test_help_and_argument_errors_do_not_import_torch():
+    """Help and argument errors answer without loading torch or transformers (seconds of CPU otherwise)."""
+    code = """
+import sys
+from mi_decode.cli.main import main
+for argv in (["--help"], ["generate", "--help"], ["rank-prompts", "--help"], ["eval", "--help"],
+             ["generate", "--prompt", "x", "--typical-p", "2"]):
+    try:
+        main(argv)
+    except SystemExit:
+        pass
+import mi_decode
+assert "generate" in dir(mi_decode)
+loaded = sorted({"torch", "transformers"} & set(sys.modules))
+assert not loaded, loaded
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "usage: mi-decode" in result.stdout
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -305,6 +305,10 @@ class Mauve(Metric):
     :data:`MAUVE_MIN_TEXTS` outputs, where the score is noise."""
 
     fields = {"reference": "text"}
+    definitions = {
+        "mauve": "MAUVE (Pillutla et al. 2021): how close the outputs' distribution is to the human "
+        f"references'; 0-1, higher is closer; blank below {MAUVE_MIN_TEXTS} texts",
+    }
 
     def score(self, examples, outputs, ctx):
         # Stored so that the summary (and a resumed run) needs only the records.

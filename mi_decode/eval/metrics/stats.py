@@ -210,6 +210,9 @@ class Accuracy(Metric):
     (a tie between candidates is no prediction and counts as wrong)."""
 
     record_keys = {"accuracy": "correct"}
+    definitions = {
+        "accuracy": "share of examples answered correctly (a tie between candidates counts as wrong)"
+    }
 
     def summarize(self, records, ctx, task):
         return {"accuracy": _mean(records, "correct")}
@@ -222,6 +225,14 @@ class Pope(Metric):
     questions."""
 
     KEYS = ("accuracy", "precision", "recall", "f1", "yes_ratio", "unanswered")
+    definitions = {
+        "accuracy": "share of yes/no questions answered correctly (no yes/no in the answer counts as wrong)",
+        "precision": "share of the 'yes' answers that are right (the object is in the image)",
+        "recall": "share of the objects in the image that were answered 'yes'",
+        "f1": "the harmonic mean of precision and recall",
+        "yes_ratio": "share of 'yes' answers (0.5 on POPE's balanced questions is unbiased)",
+        "unanswered": "share of answers with no yes or no in them",
+    }
 
     def summarize(self, records, ctx, task):
         if not records:

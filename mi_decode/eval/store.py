@@ -7,6 +7,10 @@ Layout under the output directory::
 
 A process killed mid-write leaves at most one partial last line; it is dropped on the next start, so
 nothing written completely is lost and nothing is duplicated.
+
+Nothing is written before the first record: the settings are checked up front (:func:`check_run_settings`)
+but recorded (:func:`record_run_settings`) and shards opened only when a record is appended, so a run refused
+before its first record (bad data, a template failing on the first example) leaves no files behind.
 """
 
 from __future__ import annotations
@@ -22,42 +26,70 @@ class SettingsMismatchError(ValueError):
 
 
 def check_run_settings(suite_dir: Path, settings: dict[str, Any]) -> None:
-    """Record ``settings`` in ``suite_dir/run.json``, or refuse if it already holds different ones."""
-    suite_dir.mkdir(parents=True, exist_ok=True)
+    """Refuse if ``suite_dir/run.json`` holds settings other than ``settings``; writes nothing.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from mi_decode.eval.store import SettingsMismatchError, check_run_settings, record_run_settings
+        >>> suite_dir = Path(tempfile.mkdtemp()) / "grounding"
+        >>> check_run_settings(suite_dir, {"seed": 0})  # nothing stored yet: nothing to refuse
+        >>> suite_dir.exists()
+        False
+        >>> record_run_settings(suite_dir, {"seed": 0})
+        >>> try:
+        ...     check_run_settings(suite_dir, {"seed": 1})
+        ... except SettingsMismatchError as error:
+        ...     print(str(error).split("(")[1].split(")")[0])
+        seed: stored 0, now 1
+    """
+    path = suite_dir / "run.json"
+    if not path.is_file():
+        return
+    stored = json.loads(path.read_text())
+    differing = sorted(key for key in set(stored) | set(settings) if stored.get(key) != settings.get(key))
+    if differing:
+        details = ", ".join(
+            f"{key}: stored {stored.get(key)!r}, now {settings.get(key)!r}" for key in differing
+        )
+        raise SettingsMismatchError(
+            f"{suite_dir} holds results of a run with other settings ({details}); "
+            "use another --output-dir, or delete that folder to start over"
+        )
+
+
+def record_run_settings(suite_dir: Path, settings: dict[str, Any]) -> None:
+    """Write ``settings`` to ``suite_dir/run.json`` unless it exists (call :func:`check_run_settings` first)."""
     path = suite_dir / "run.json"
     if path.is_file():
-        stored = json.loads(path.read_text())
-        differing = sorted(key for key in set(stored) | set(settings) if stored.get(key) != settings.get(key))
-        if differing:
-            details = ", ".join(
-                f"{key}: stored {stored.get(key)!r}, now {settings.get(key)!r}" for key in differing
-            )
-            raise SettingsMismatchError(
-                f"{suite_dir} holds results of a run with other settings ({details}); "
-                "use another --output-dir, or delete that folder to start over"
-            )
         return
-    temporary = path.with_suffix(".json.tmp")
+    suite_dir.mkdir(parents=True, exist_ok=True)
+    # A name of this process's own: several processes may record the same settings at once.
+    temporary = path.with_name(f"run.json.{os.getpid()}.tmp")
     temporary.write_text(json.dumps(settings, indent=2, sort_keys=True))
     os.replace(temporary, path)
 
 
 class ResultShard:
-    """The records one process appends for one (task, method)."""
+    """The records one process appends for one (task, method). The file (and its folder) is created on the
+    first :meth:`append`, so a shard that receives no record leaves nothing behind."""
 
     def __init__(self, directory: Path, method: str, rank: int):
-        directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"{method}.part{rank}.jsonl"
-        _drop_partial_last_line(self.path)
-        self._file = self.path.open("a", encoding="utf-8")
+        self._file = None
 
     def append(self, record: dict[str, Any]) -> None:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _drop_partial_last_line(self.path)
+            self._file = self.path.open("a", encoding="utf-8")
         self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
     def __enter__(self):
         return self

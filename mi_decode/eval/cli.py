@@ -3,11 +3,53 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 DEFAULT_SUITES = ("grounding", "summarization", "open_ended", "prompt_selection")
+DATA_DIR_ENV = "MI_DECODE_DATA_DIR"  # the name mi_decode.eval.data reads (not imported: --help stays fast)
+DEFAULT_DATA_DIR = Path("..") / "shared" / "data"  # the data folder beside a checkout
+
+
+def shipped_suites() -> list[str]:
+    """The names of the suites in the package (what ``--suites`` takes besides a YAML path).
+
+    Example:
+        >>> from mi_decode.eval.cli import DEFAULT_SUITES, shipped_suites
+        >>> set(DEFAULT_SUITES) <= set(shipped_suites())
+        True
+    """
+    return sorted(path.stem for path in (Path(__file__).resolve().parent / "suites").glob("*.yaml"))
+
+
+def resolve_data_dir(data_dir: str | None) -> str | None:
+    """The data folder of a run: ``--data-dir``, else ``$MI_DECODE_DATA_DIR``, else ``../shared/data`` when it
+    exists (beside a checkout), else ``None`` (the data sets that have a Hub copy load from the Hub).
+
+    Example:
+        >>> import os
+        >>> from mi_decode.eval.cli import resolve_data_dir
+        >>> resolve_data_dir(os.curdir) == os.curdir
+        True
+        >>> resolve_data_dir("no-such-folder")
+        Traceback (most recent call last):
+        ValueError: --data-dir no-such-folder is not a directory
+    """
+    if data_dir is not None:
+        if not Path(data_dir).expanduser().is_dir():
+            raise ValueError(f"--data-dir {data_dir} is not a directory")
+        return data_dir
+    from_env = os.environ.get(DATA_DIR_ENV, "").strip()
+    if from_env:
+        if not Path(from_env).expanduser().is_dir():
+            raise ValueError(
+                f"${DATA_DIR_ENV}={from_env} is not a directory; set it to the data folder or unset it"
+            )
+        return from_env
+    return str(DEFAULT_DATA_DIR) if DEFAULT_DATA_DIR.is_dir() else None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--suites",
         "--suite",
         default=",".join(DEFAULT_SUITES),
-        help=f"comma-separated suite names (shipped: grounding, summarization, open_ended, prompt_selection, pope) or paths to your own suite YAML files (default: {','.join(DEFAULT_SUITES)})",
+        help=f"comma-separated suite names (shipped: {', '.join(shipped_suites())}) or paths to your own suite "
+        f"YAML files (default: {','.join(DEFAULT_SUITES)})",
     )
     parser.add_argument(
         "--model", default=None, help="HF model id or local directory (default: the embedded model)"
@@ -36,7 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
         default=None,
-        help="folder laid out like shared/data (default: $MI_DECODE_DATA_DIR, else the Hub)",
+        help=f"folder laid out like shared/data (default: ${DATA_DIR_ENV}, else {DEFAULT_DATA_DIR} if it exists, "
+        "else the Hub copies of the data sets that have one)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument(
@@ -61,7 +105,7 @@ def settings_from_args(args):
         suites=[name.strip() for name in args.suites.split(",") if name.strip()],
         model=args.model,
         output_dir=args.output_dir,
-        data_dir=args.data_dir,
+        data_dir=resolve_data_dir(args.data_dir),
         limit=args.limit,
         quick=args.quick,
         seed=args.seed,
@@ -88,8 +132,6 @@ def run(args, argv: list[str]) -> int:
             "--dynamo_backend", "no", "-m", "mi_decode.eval", *forwarded,
         ]  # fmt: skip
         return subprocess.call(command)
-
-    from pathlib import Path
 
     from ..vllm import VLLMUnavailableError
     from .engine import run_evaluation, write_results

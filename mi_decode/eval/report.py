@@ -1,46 +1,256 @@
-"""Human-readable output of an evaluation: the summary table, ``report.md`` and matplotlib plots."""
+"""Human-readable output of an evaluation: the summary table, ``report.md`` and matplotlib plots.
+
+``report.md`` explains itself: it names the data directory, defines every column in one line (a metric's
+line comes from the ``definitions`` of its registered class, so a new metric brings its own), says why a
+value is blank, and flags intervals over fewer than :data:`FEW_EXAMPLES` examples. The bar charts show each
+method's n and 95% intervals: per method where the records are at hand, and against each baseline from the
+paired comparisons in ``results.json``.
+
+Example:
+
+```python
+>>> from mi_decode.eval.report import define
+>>> define("mean_length")
+'the mean number of model tokens per output'
+>>> "3-grams" in define("seq_rep_3"), define("no_such_column")
+(True, None)
+
+```
+"""
 
 from __future__ import annotations
 
+import functools
 import itertools
+import math
+import re
 from pathlib import Path
 from typing import Any
 
+# Below this many examples a bootstrap interval is too rough to read; report.md and the plots say so.
+FEW_EXAMPLES = 10
 
-def _format(value: Any) -> str:
+# Columns and rows that a task kind makes rather than a metric (a metric defines its own keys).
+_KIND_DEFINITIONS = {
+    "n": "the number of examples the method was scored on",
+    "selected / oracle": "(prompt selection) the macro-F1 of the answers of the template the method picks "
+    "without labels, over that of the oracle, the best template in hindsight; 1 means it found the best "
+    "template; per-input methods (mi_al, mi_agl, mdl, ppl_l) pick a template per input, so they can beat "
+    "every single template: a ratio above 1",
+    "X": "(prompt selection) no calibration: templates are selected and answer on the raw answer probabilities",
+    "A": "(prompt selection) CBM calibration (Yang et al. 2024) on the answers only; selection on the raw "
+    "probabilities",
+    "P": "(prompt selection) CBM calibration on the selection scores only; the answers stay raw",
+    "PA": "(prompt selection) CBM calibration on both the selection scores and the answers",
+    "mean template": "(prompt selection) the templates' mean macro-F1 over the oracle's: what a template "
+    "picked at random gets on average",
+    "worst template": "(prompt selection) the worst template's macro-F1 over the oracle's",
+    "oracle F1": "(prompt selection) the oracle template's macro-F1 itself (not a ratio); near chance (0.5 "
+    "for two classes) the ratios say little",
+}
+
+_READING_NOTES = {
+    "interval": "`0.170 [0.120, 0.225]`: the value and its 95% percentile bootstrap interval over examples "
+    "(10,000 resamples of the stored records; zero width when every example has the same value, e.g. 0 "
+    "correct of 200, where the bootstrap cannot say more)",
+    "paired": "`difference from <baseline>` tables: each method's value minus the baseline's on the same "
+    "examples, with a 95% percentile bootstrap interval over examples; an interval that contains 0 shows no "
+    "difference on this sample, and pairing makes it narrower than two separate intervals",
+    "blank": "`-`: a value undefined on this sample; the note under the table says why",
+}
+
+
+def _placeholder_pattern(template: str) -> re.Pattern:
+    """``"seq_rep_{n}"`` -> a pattern matching ``seq_rep_4`` with ``n`` captured."""
+    parts = re.split(r"\{(\w+)\}", template)
+    return re.compile(
+        "".join(re.escape(part) if i % 2 == 0 else rf"(?P<{part}>\d+)" for i, part in enumerate(parts))
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _metric_definitions() -> tuple[tuple[re.Pattern, str], ...]:
+    from .registry import METRICS
+
+    return tuple(
+        (_placeholder_pattern(template), text)
+        for name in METRICS
+        for template, text in getattr(METRICS.get(name), "definitions", {}).items()
+    )
+
+
+def define(key: str) -> str | None:
+    """The one-line definition of a report column or row: from the ``definitions`` of the registered metric
+    that makes it (placeholders such as ``{n}`` filled in), else from the task kinds' own columns; ``None``
+    if nothing defines it."""
+    for pattern, text in _metric_definitions():
+        match = pattern.fullmatch(key)
+        if match:
+            for name, value in match.groupdict().items():
+                text = text.replace("{" + name + "}", value)
+            return text
+    return _KIND_DEFINITIONS.get(key)
+
+
+@functools.lru_cache(maxsize=1)
+def _record_keys() -> dict[str, str]:
+    """Summary key -> record key of every registered metric whose summary is the mean of a record field."""
+    from .registry import METRICS
+
+    keys: dict[str, str] = {}
+    for name in METRICS:
+        for summary, record in getattr(METRICS.get(name), "record_keys", {}).items():
+            keys.setdefault(summary, record)
+    return keys
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def method_intervals(results: dict, output_dir: Path) -> dict[tuple[str, str], dict[str, dict[str, dict]]]:
+    """95% percentile bootstrap intervals of each method's per-example means (the same bootstrap as the
+    paired comparisons), from the records stored under ``output_dir``:
+    ``{(suite, task): {method: {summary key: {"low", "high", "n"}}}}``.
+
+    A method gets intervals only where its records there are exactly the ones its summary was made from
+    (same count, same mean); otherwise none, rather than an interval of other data.
+    """
+    from .metrics.stats import paired_difference
+    from .store import read_records
+
+    record_keys = _record_keys()
+    seed = results.get("settings", {}).get("seed", 0) or 0
+    intervals: dict[tuple[str, str], dict[str, dict[str, dict]]] = {}
+    for suite_name, suite in results["suites"].items():
+        for task_name, task in suite.items():
+            directory = Path(output_dir) / suite_name / task_name
+            if "inputs" in task or not directory.is_dir():  # prompt selection: no per-example values
+                continue
+            for method, summary in task["methods"].items():
+                stored = read_records(directory, method).values()
+                # Records beyond the examples of this summary (a larger --limit earlier) are not its data.
+                records = [r for r in stored if r.get("index", 0) < task.get("examples", len(stored))]
+                if len(records) != summary.get("n") or len(records) < 2:
+                    continue
+                for key, value in summary.items():
+                    field = record_keys.get(key)
+                    if field is None or not _is_number(value) or any(field not in r for r in records):
+                        continue
+                    values = [float(record[field]) for record in records]
+                    if abs(sum(values) / len(values) - value) > 1e-9:
+                        continue
+                    mean = paired_difference(values, [0.0] * len(values), seed=seed)
+                    intervals.setdefault((suite_name, task_name), {}).setdefault(method, {})[key] = {
+                        "low": mean["low"],
+                        "high": mean["high"],
+                        "n": mean["n"],
+                    }
+    return intervals
+
+
+def _format(value: Any, interval: dict | None = None) -> str:
     if value is None:
         return "-"  # undefined on this sample (e.g. MAUVE on fewer than 32 texts)
     if isinstance(value, float):
-        return f"{value:.3f}"
+        text = f"{value:.3f}"
+        return f"{text} [{interval['low']:.3f}, {interval['high']:.3f}]" if interval else text
     return str(value)
 
 
-def task_tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
-    """(title, header, rows) for every task: one row per method, one column per metric."""
-    tables = []
+def _task_size(task: dict) -> str:
+    if "inputs" in task:
+        return f"{task['examples']} templates x {task['inputs']} inputs; selected / oracle macro-F1"
+    return f"{task['examples']} examples"
+
+
+def _with_n(methods: list[str], summaries: dict) -> str:
+    counts = {summaries[method].get("n") for method in methods}
+    if len(counts) == 1 and len(methods) == len(summaries) > 1:
+        return f"every method (n = {counts.pop()})"
+    return ", ".join(f"{method} (n = {summaries[method].get('n')})" for method in methods)
+
+
+def _task_notes(task: dict, intervals: dict) -> list[str]:
+    """Why a value is blank, and which intervals rest on too few examples."""
+    from .metrics.mauve import MAUVE_MIN_TEXTS
+
+    notes = []
+    methods = task["methods"]
+    blank = [method for method, summary in methods.items() if "mauve" in summary and summary["mauve"] is None]
+    few = [method for method in blank if (methods[method].get("n") or 0) < MAUVE_MIN_TEXTS]
+    if few:
+        notes.append(
+            f"MAUVE is blank for {_with_n(few, methods)}: it needs at least {MAUVE_MIN_TEXTS} texts, and on "
+            f"fewer its estimate is noise; rerun with --limit {MAUVE_MIN_TEXTS} or more to get it."
+        )
+    if len(few) < len(blank):
+        rest = [method for method in blank if method not in few]
+        notes.append(
+            f"MAUVE is blank for {_with_n(rest, methods)}: it could not be computed on these texts "
+            "(MAUVE could not cluster their features)."
+        )
+    undefined = sorted({k for s in methods.values() for k, v in s.items() if v is None and k != "mauve"})
+    if undefined:
+        notes.append(
+            f"{', '.join(undefined)}: blank where undefined on the outputs (too few tokens for an n-gram, or no "
+            "records)."
+        )
+    if any(isinstance(v, float) and math.isnan(v) for s in methods.values() for v in s.values()):
+        notes.append("nan: the oracle template's F1 is 0 in that setting, so the ratio is undefined.")
+    if "inputs" in task:
+        notes.append(
+            "No intervals: each cell is one selection on these inputs, and the evaluation does not resample "
+            "them."
+        )
+    counts = [d["n"] for by_key in intervals.values() for d in by_key.values()]
+    if counts and min(counts) < FEW_EXAMPLES:
+        notes.append(
+            f"The intervals in this table rest on fewer than {FEW_EXAMPLES} examples (n = {min(counts)}): "
+            "read them as rough."
+        )
+    return notes
+
+
+def task_sections(
+    results: dict, intervals: dict | None = None
+) -> list[tuple[str, list[str], list[list[str]], list[str]]]:
+    """(title, header, rows, notes) for every task: one row per method, one column per metric (with its 95%
+    interval where ``intervals``, from :func:`method_intervals`, has one), then the paired tables."""
+    intervals = intervals or {}
+    sections = []
     for suite_name, suite in results["suites"].items():
         for task_name, task in suite.items():
             methods = task["methods"]
+            found = intervals.get((suite_name, task_name), {})
             columns = []
             for summary in methods.values():
                 columns += [key for key in summary if key not in columns]
             header = ["method", *columns]
             rows = [
-                [method, *(_format(summary.get(key, "")) for key in columns)]
+                [
+                    method,
+                    *(_format(summary.get(key, ""), found.get(method, {}).get(key)) for key in columns),
+                ]
                 for method, summary in methods.items()
             ]
-            size = (
-                f"{task['examples']} templates x {task['inputs']} inputs; selected / oracle macro-F1"
-                if "inputs" in task
-                else f"{task['examples']} examples"
-            )
-            tables.append((f"{suite_name} / {task_name} ({size})", header, rows))
+            title = f"{suite_name} / {task_name} ({_task_size(task)})"
+            sections.append((title, header, rows, _task_notes(task, found)))
             for paired in ([task["paired"]] if task.get("paired") else []) + task.get("paired_more", []):
-                tables.append(_paired_table(f"{suite_name} / {task_name}", paired))
-    return tables
+                sections.append(_paired_table(f"{suite_name} / {task_name}", paired))
+    return sections
 
 
-def _paired_table(title: str, paired: dict) -> tuple[str, list[str], list[list[str]]]:
+def task_tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) for every task: one row per method, one column per metric."""
+    return [(title, header, rows) for title, header, rows, _ in task_sections(results)]
+
+
+def _paired_counts(paired: dict) -> list[int]:
+    return [d["n"] for differences in paired["methods"].values() for d in differences.values()]
+
+
+def _paired_table(title: str, paired: dict) -> tuple[str, list[str], list[list[str]], list[str]]:
     """Each method minus the baseline, example by example: mean difference [95% bootstrap interval]."""
     methods = paired["methods"]
     metrics = list(next(iter(methods.values())))
@@ -51,11 +261,21 @@ def _paired_table(title: str, paired: dict) -> tuple[str, list[str], list[list[s
         ]
         for method, differences in methods.items()
     ]
-    n = max(d["n"] for differences in methods.values() for d in differences.values())
+    counts = _paired_counts(paired)
+    few = min(counts) < FEW_EXAMPLES
     title = (
-        f"{title}: difference from {paired['baseline']} (paired over {n} examples, 95% bootstrap interval)"
+        f"{title}: difference from {paired['baseline']} (paired over {max(counts)} examples, 95% bootstrap "
+        f"interval{f'; under {FEW_EXAMPLES} examples, so a rough one' if few else ''})"
     )
-    return title, ["method", *metrics], rows
+    notes = (
+        [
+            f"Paired over fewer than {FEW_EXAMPLES} examples (n = {min(counts)}): one changed answer moves "
+            "these intervals a lot; read them as rough."
+        ]
+        if few
+        else []
+    )
+    return title, ["method", *metrics], rows, notes
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -67,19 +287,58 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 def summary_text(results: dict) -> str:
     """The plain-text summary printed at the end of a run."""
     blocks = []
-    for title, header, rows in task_tables(results):
+    for title, header, rows, notes in task_sections(results):
         widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
         lines = [title, "  ".join(cell.ljust(width) for cell, width in zip(header, widths, strict=True))]
         lines += [
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows
         ]
+        lines += [f"note: {note}" for note in notes]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
 
+def _data_dir_line(settings: dict) -> str:
+    data_dir = settings.get("data_dir")
+    if data_dir:
+        return f"- Data directory: `{data_dir}`"
+    return (
+        "- Data directory: none given (`--data-dir` unset), so `$MI_DECODE_DATA_DIR` if it was set, else the "
+        "Hugging Face Hub"
+    )
+
+
+def definition_lines(results: dict, intervals: dict | None = None) -> list[str]:
+    """One Markdown line per column and row name in the report's tables, then how to read their cells."""
+    keys: list[str] = []
+    blank = paired = False
+    for suite in results["suites"].values():
+        for task in suite.values():
+            methods = task["methods"]
+            keys += ["selected / oracle"] if "inputs" in task else []
+            for summary in methods.values():
+                keys += list(summary)
+                blank = blank or any(value is None for value in summary.values())
+            keys += [name for name in methods if "inputs" in task and define(name)]  # mean template, ...
+            paired = paired or bool(task.get("paired"))
+    lines = []
+    for key in dict.fromkeys(keys):
+        text = define(key)
+        lines.append(
+            f"- `{key}`: {text}"
+            if text
+            else f"- `{key}`: no definition (its metric class defines no `{key}`)"
+        )
+    notes = [("interval", bool(intervals)), ("paired", paired), ("blank", blank)]
+    lines += [f"- {_READING_NOTES[name]}" for name, wanted in notes if wanted]
+    return lines
+
+
 def write_report(results: dict, output_dir: Path, command: str) -> Path:
     """Write ``report.md`` and the plots next to ``results.json``; return the report's path."""
-    plots = write_plots(results, output_dir)
+    output_dir = Path(output_dir)
+    intervals = method_intervals(results, output_dir)
+    plots = write_plots(results, output_dir, intervals)
     settings = results["settings"]
     lines = [
         "# mi_decode evaluation report",
@@ -89,10 +348,16 @@ def write_report(results: dict, output_dir: Path, command: str) -> Path:
         f"- Command: `{command}`",
         f"- Model: {settings['model'] or 'SmolLM2-135M-Instruct (embedded)'}; seed {settings['seed']}; "
         f"batch size {settings['batch_size']}; limit {settings['limit'] or ('quick' if settings['quick'] else 'none')}",
+        _data_dir_line(settings),
+        "",
+        "## What the columns mean",
+        "",
+        *definition_lines(results, intervals),
         "",
     ]
-    for title, header, rows in task_tables(results):
+    for title, header, rows, notes in task_sections(results, intervals):
         lines += [f"## {title}", "", markdown_table(header, rows), ""]
+        lines += [f"Note: {note}\n" for note in notes]
     for plot in plots:
         lines += [f"![{plot.stem}]({plot.name})", ""]
     path = output_dir / "report.md"
@@ -100,95 +365,266 @@ def write_report(results: dict, output_dir: Path, command: str) -> Path:
     return path
 
 
-def write_plots(results: dict, output_dir: Path) -> list[Path]:
+def _bar_keys(task: dict) -> list[str]:
+    """The per-example means of a task (rates, accuracy, ROUGE): the paired keys, else the summary keys a
+    registered metric computes from a record field."""
+    methods = task["methods"]
+    if task.get("paired"):
+        keys = list(next(iter(task["paired"]["methods"].values())))
+    else:
+        record_keys = _record_keys()
+        keys = [key for key in next(iter(methods.values()), {}) if key in record_keys]
+    return [key for key in keys if any(_is_number(summary.get(key)) for summary in methods.values())]
+
+
+def task_figures(results: dict, intervals: dict | None = None) -> list[tuple[str, Any]]:
+    """``(file name, matplotlib figure)`` of every plot of the results; :func:`write_plots` saves them.
+
+    - per-example means (NQ-Swap's two rates, accuracy, ROUGE): bars per method with n and their 95%
+      intervals (where ``intervals`` has them), and a panel per baseline of the paired differences with
+      their 95% intervals;
+    - open-ended generation: seq-rep-4 against MAUVE, one point per sampler;
+    - prompt selection: selected / oracle macro-F1 per method, X and PA;
+    - ``pointwise_mi``: the mean pointwise MI (and the rule's weight) per generated token.
+    """
     import matplotlib
 
     matplotlib.use("Agg")  # no display: write files only
-    import matplotlib.pyplot as plt
-
-    written = []
+    intervals = intervals or {}
+    figures = []
     for suite_name, suite in results["suites"].items():
         for task_name, task in suite.items():
             methods = task["methods"]
             figure = None
-            if any("accuracy" in s or "substituted_answer_rate" in s for s in methods.values()):
-                key = "accuracy" if "accuracy" in next(iter(methods.values())) else "substituted_answer_rate"
-                figure, axes = plt.subplots(figsize=(6, 3.5))
-                axes.bar(list(methods), [s.get(key, 0.0) for s in methods.values()], color="tab:blue")
-                axes.set_ylabel(key.replace("_", " "))
-                axes.set_ylim(0, 1)
-                axes.set_title(f"{task_name}: {key.replace('_', ' ')} by method")
+            keys = [] if "inputs" in task else _bar_keys(task)
+            if keys:
+                figure = _bar_figure(task_name, task, keys, intervals.get((suite_name, task_name), {}))
             elif any(s.get("mauve") is not None and s.get("seq_rep_4") is not None for s in methods.values()):
-                figure, axes = plt.subplots(figsize=(6, 4))
-                points: dict[tuple[float, float], list[str]] = {}
-                for method, summary in methods.items():
-                    if summary.get("mauve") is None or summary.get("seq_rep_4") is None:
-                        continue  # too few texts for MAUVE (see tasks.MAUVE_MIN_TEXTS)
-                    points.setdefault((summary["seq_rep_4"], summary["mauve"]), []).append(method)
-                # A legend, not annotations: nearby samplers' labels overlap; identical points share one entry.
-                for marker, ((x, y), names) in zip(itertools.cycle("osD^vP*Xh<>p"), points.items()):
-                    axes.scatter(x, y, s=50, marker=marker, label=" = ".join(names))
-                axes.legend(fontsize="small")
-                axes.set_xlabel("seq-rep-4 (lower is better)")
-                axes.set_ylabel("MAUVE (higher is better)")
-                axes.set_title(f"{task_name}: repetition vs MAUVE by sampler")
+                figure = _scatter_figure(task_name, methods)
             elif any("PA" in s for s in methods.values()):
-                names = [name for name in methods if name != "oracle F1"]
-                figure, axes = plt.subplots(figsize=(9, 4))
-                width = 0.4
-                for offset, setting in ((-width / 2, "X"), (width / 2, "PA")):
-                    axes.bar(
-                        [i + offset for i in range(len(names))],
-                        [methods[name].get(setting, 0.0) for name in names],
-                        width,
-                        label=f"{setting} ({'no calibration' if setting == 'X' else 'CBM'})",
-                    )
-                axes.set_xticks(range(len(names)), names, rotation=60, ha="right")
-                axes.set_ylabel("selected / oracle macro-F1")
-                axes.set_title(f"{task_name}: scaled F1 by prompt-selection method")
-                axes.legend()
+                figure = _selection_figure(task_name, task)
             if figure is not None:
-                path = output_dir / f"{suite_name}_{task_name}.png"
-                figure.tight_layout()
-                figure.savefig(path, dpi=100)
-                plt.close(figure)
-                written.append(path)
+                figures.append((f"{suite_name}_{task_name}.png", figure))
             if task.get("pointwise_mi"):
-                path = output_dir / f"{suite_name}_{task_name}_pointwise_mi.png"
-                _plot_mi_curves(task_name, task["pointwise_mi"], task.get("mi_weight"), path)
-                written.append(path)
+                figures.append(
+                    (
+                        f"{suite_name}_{task_name}_pointwise_mi.png",
+                        _mi_curves_figure(task_name, task["pointwise_mi"], task.get("mi_weight"), methods),
+                    )
+                )
+    return figures
+
+
+def write_plots(results: dict, output_dir: Path, intervals: dict | None = None) -> list[Path]:
+    """Save :func:`task_figures` as PNGs in ``output_dir``; return their paths."""
+    import matplotlib.pyplot as plt
+
+    written = []
+    for name, figure in task_figures(results, intervals):
+        path = Path(output_dir) / name
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
+        written.append(path)
     return written
 
 
-def _plot_mi_curves(task_name: str, pointwise_mi: dict, weights: dict | None, path: Path) -> None:
+def _label(key: str) -> str:
+    return key.replace("_", " ")
+
+
+def _bar_figure(task_name: str, task: dict, keys: list[str], intervals: dict):
+    """Bars per method and key with n and 95% intervals; then per baseline, each method's paired difference
+    with its 95% interval."""
+    import matplotlib.pyplot as plt
+
+    methods = task["methods"]
+    names = list(methods)
+    pairs = ([task["paired"]] if task.get("paired") else []) + task.get("paired_more", [])
+    value_width = max(5.0, 0.45 * len(names) * len(keys) + 1.5)
+    figure, axes = plt.subplots(
+        1,
+        1 + len(pairs),
+        figsize=(value_width + 4.5 * len(pairs), 4.8),
+        squeeze=False,
+        gridspec_kw={"width_ratios": [value_width] + [4.5] * len(pairs)},
+    )
+    bars = axes[0][0]
+    width = 0.8 / len(keys)
+    bounded = all(0.0 <= s[key] <= 1.0 for s in methods.values() for key in keys if _is_number(s.get(key)))
+    tops = [0.0] * len(names)
+    with_interval = False
+    for k, key in enumerate(keys):
+        positions = [i + (k - (len(keys) - 1) / 2) * width for i in range(len(names))]
+        values = [methods[name].get(key) if _is_number(methods[name].get(key)) else 0.0 for name in names]
+        bars.bar(positions, values, width, color=f"C{k}", label=_label(key))
+        for i, (x, value, name) in enumerate(zip(positions, values, names, strict=True)):
+            interval = intervals.get(name, {}).get(key)
+            tops[i] = max(tops[i], value, interval["high"] if interval else value)
+            if interval:
+                with_interval = True
+                bars.errorbar(
+                    x,
+                    value,
+                    yerr=[[value - interval["low"]], [interval["high"] - value]],
+                    fmt="none",
+                    ecolor="black",
+                    capsize=3,
+                    linewidth=1,
+                )
+    top = max([*tops, 1.0 if bounded else 0.0]) or 1.0
+    for i, name in enumerate(names):
+        bars.text(
+            i, tops[i] + 0.02 * top, f"n={methods[name].get('n', '?')}", ha="center", fontsize="x-small"
+        )
+    bars.set_ylim(0, top * 1.12)
+    bars.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    bars.set_ylabel(" / ".join(_label(key) for key in keys))
+    counts = [d["n"] for by_key in intervals.values() for d in by_key.values()]
+    if with_interval:
+        note = "error bars: 95% bootstrap interval"
+        note += f" (n < {FEW_EXAMPLES}: rough)" if min(counts) < FEW_EXAMPLES else ""
+    else:
+        note = "no per-method interval (records not at hand); see the paired panels"
+    bars.set_title(f"{task_name}: by method\n{note}", fontsize="medium")
+    if len(keys) > 1:
+        bars.legend(fontsize="small")
+    for axis, paired in zip(axes[0][1:], pairs, strict=True):
+        _paired_panel(axis, paired, keys)
+    figure.tight_layout()
+    return figure
+
+
+def _paired_panel(axis, paired: dict, keys: list[str]) -> None:
+    """Each method minus the baseline: mean difference with its 95% paired bootstrap interval."""
+    others = list(paired["methods"])
+    height = 0.8 / len(keys)
+    for k, key in enumerate(keys):
+        for i, method in enumerate(others):
+            d = paired["methods"][method].get(key)
+            if d is None:
+                continue
+            y = i + (k - (len(keys) - 1) / 2) * height
+            axis.errorbar(
+                d["difference"],
+                y,
+                xerr=[[d["difference"] - d["low"]], [d["high"] - d["difference"]]],
+                fmt="o",
+                color=f"C{k}",
+                capsize=3,
+                label=_label(key) if i == 0 else None,
+            )
+    axis.axvline(0.0, color="grey", linewidth=0.8)
+    axis.set_yticks(range(len(others)), others)
+    axis.invert_yaxis()  # the methods in table order, top to bottom
+    counts = _paired_counts(paired)
+    rough = f"; n < {FEW_EXAMPLES}: rough" if min(counts) < FEW_EXAMPLES else ""
+    axis.set_title(
+        f"minus {paired['baseline']}, same examples (n={max(counts)})\n95% paired bootstrap interval{rough}",
+        fontsize="medium",
+    )
+    axis.set_xlabel("difference (colours as in the bars)" if len(keys) > 1 else "difference")
+
+
+def _scatter_figure(task_name: str, methods: dict):
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    points: dict[tuple[float, float], list[str]] = {}
+    for method, summary in methods.items():
+        if summary.get("mauve") is None or summary.get("seq_rep_4") is None:
+            continue  # too few texts for MAUVE (see metrics.MAUVE_MIN_TEXTS)
+        points.setdefault((summary["seq_rep_4"], summary["mauve"]), []).append(method)
+    # A legend, not annotations: nearby samplers' labels overlap; identical points share one entry.
+    for marker, ((x, y), names) in zip(itertools.cycle("osD^vP*Xh<>p"), points.items()):
+        axes.scatter(x, y, s=50, marker=marker, label=" = ".join(names))
+    axes.legend(fontsize="small")
+    axes.set_xlabel("seq-rep-4 (lower is better)")
+    axes.set_ylabel("MAUVE (higher is better)")
+    counts = sorted({summary.get("n") for summary in methods.values()}, key=str)
+    axes.set_title(f"{task_name}: repetition vs MAUVE by sampler (n={', '.join(map(str, counts))} texts)")
+    figure.tight_layout()
+    return figure
+
+
+def _selection_figure(task_name: str, task: dict):
+    import matplotlib.pyplot as plt
+
+    methods = task["methods"]
+    names = [name for name in methods if name != "oracle F1"]
+    figure, axes = plt.subplots(figsize=(9, 4))
+    width = 0.4
+    for offset, setting in ((-width / 2, "X"), (width / 2, "PA")):
+        axes.bar(
+            [i + offset for i in range(len(names))],
+            [methods[name].get(setting, 0.0) for name in names],
+            width,
+            label=f"{setting} ({'no calibration' if setting == 'X' else 'CBM'})",
+        )
+    axes.axhline(1.0, color="black", linestyle="--", linewidth=0.8, label="oracle template")
+    highest = max((v for s in methods.values() for v in s.values() if _is_number(v)), default=1.0)
+    axes.set_ylim(0, max(1.1, highest * 1.05))  # per-input selection can pass the oracle
+    axes.set_xticks(range(len(names)), names, rotation=60, ha="right")
+    axes.set_ylabel("selected / oracle macro-F1")
+    axes.set_title(
+        f"{task_name}: scaled F1 by prompt-selection method\n"
+        f"({task['examples']} templates x n={task.get('inputs', '?')} inputs; one selection, no interval)",
+        fontsize="medium",
+    )
+    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    figure.tight_layout()
+    return figure
+
+
+def _mi_curves_figure(task_name: str, pointwise_mi: dict, weights: dict | None, methods: dict):
     """Mean pointwise MI of the chosen token per step, and (when recorded) the rule's mean weight per step.
-    Each method has its own line style and marker, so a method whose curve coincides with another's stays
-    visible."""
+    Each method has its own line style and marker, its markers at its own steps, and a line thinner than
+    the methods drawn before it, so a curve that coincides with another's stays visible; the legend names
+    curves that are identical."""
     import matplotlib.pyplot as plt
 
     panels = 2 if weights else 1
-    figure, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), squeeze=False)
-    lines, markers = ["-", "--", ":", "-."], "o^sDvPX*"
-    styles = [(lines[i % len(lines)], markers[i % len(markers)]) for i in range(len(pointwise_mi))]
-    for (method, curve), (line, marker) in zip(pointwise_mi.items(), styles, strict=False):
-        axes[0][0].plot(
-            range(1, len(curve) + 1), curve, linestyle=line, marker=marker, markevery=4, label=method
-        )
+    figure, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.2), squeeze=False)
+    counts = sorted({summary.get("n") for summary in methods.values()}, key=str)
+    _mi_lines(axes[0][0], pointwise_mi)
     axes[0][0].axhline(0.0, color="grey", linewidth=0.5)
     axes[0][0].set_xlabel("generated token")
     axes[0][0].set_ylabel("mean log p_c - log p_u of the chosen token")
-    axes[0][0].set_title(f"{task_name}: pointwise MI with the condition")
-    axes[0][0].legend(fontsize="small")
+    axes[0][0].set_title(
+        f"{task_name}: pointwise MI with the condition\n(mean over n={', '.join(map(str, counts))} examples)",
+        fontsize="medium",
+    )
     if weights:
-        for (method, curve), (line, marker) in zip(weights.items(), styles, strict=False):
-            if curve:
-                axes[0][1].plot(
-                    range(1, len(curve) + 1), curve, linestyle=line, marker=marker, markevery=4, label=method
-                )
+        _mi_lines(
+            axes[0][1],
+            {method: curve for method, curve in weights.items() if curve},
+            order=list(pointwise_mi),
+        )
         axes[0][1].set_xlabel("generated token")
         axes[0][1].set_ylabel("mean weight w_t on l_c - l_u (0 where gated off)")
-        axes[0][1].set_title(f"{task_name}: the rule's weight per step")
-        axes[0][1].legend(fontsize="small")
+        axes[0][1].set_title(f"{task_name}: the rule's weight per step", fontsize="medium")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    return figure
+
+
+def _mi_lines(axis, curves: dict, order: list[str] | None = None) -> None:
+    order = order or list(curves)
+    lines, markers = ["-", "--", ":", "-."], "o^sDvPX*"
+    count = len(order)
+    drawn: dict[str, list] = {}
+    for i, method in enumerate(order):
+        curve = curves.get(method)
+        if not curve:
+            continue
+        same = next((other for other, seen in drawn.items() if seen == list(curve)), None)
+        axis.plot(
+            range(1, len(curve) + 1),
+            curve,
+            linestyle=lines[i % len(lines)],
+            marker=markers[i % len(markers)],
+            markevery=(i % 4, 4),  # each method's markers on its own steps
+            linewidth=1.0 + 2.5 * (count - 1 - i) / max(count - 1, 1),  # later lines thinner, on top
+            alpha=0.85,
+            label=f"{method} (= {same})" if same else method,
+        )
+        drawn[method] = list(curve)
+    axis.legend(fontsize="small")

@@ -2,15 +2,55 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from pathlib import Path
 
 from ..eval.data.prompt_selection import TASKS, infer_task, read_task_file
-from ..rank import BACKENDS
+from ..rank import BACKENDS, rank_prompts
 from ..scoring import ANSWER_SCORES
-from ..selection import CALIBRATIONS, METHODS, NORMALIZATIONS, SETTINGS
-from .types import positive_int
+from ..selection import (
+    CALIBRATIONS,
+    INSTANCE_WISE_METHODS,
+    METHOD_ALIASES,
+    METHODS,
+    NORMALIZATIONS,
+    SETTINGS,
+    TASK_WISE_METHODS,
+)
+from .types import positive_int, regular_expression
+
+# The defaults are rank_prompts's own, so the command and the function cannot drift apart.
+DEFAULTS = {name: p.default for name, p in inspect.signature(rank_prompts).parameters.items()}
+
+# One line per choice for --help (mi_decode.selection has the formulas); a test checks that every choice of
+# the constants has one.
+CALIBRATION_HELP = {
+    "cbm": "Calibration by Marginalization, p(y|x) divided by its mean over the inputs (Yang et al. 2024)",
+    "cc": "contextual calibration against content-free inputs (Zhao et al. 2021)",
+    "pmi_dc": "domain-conditional PMI against the empty input (Holtzman et al. 2021; also 'pmi')",
+    "none": "the model's probabilities as they are",
+}
+SETTING_HELP = {
+    "X": "nowhere",
+    "A": "to the answers only",
+    "P": "to the prompt scores only",
+    "PA": "to both",
+}
+ANSWER_SCORE_HELP = {
+    "mean": "mean of its tokens' log-probs",
+    "sum": "sum over its tokens (the whole answer's log-prob)",
+    "first": "its first token's log-prob",
+}
+NORMALIZATION_HELP = {
+    "softmax": "softmax of the calibrated values (as in Yang et al.'s code)",
+    "sum": "calibrated values divided by their sum",
+}
+
+
+def _choices_help(descriptions: dict[str, str], default: str) -> str:
+    return f"(default {default}). " + "; ".join(f"{name}: {text}" for name, text in descriptions.items())
 
 
 def add_subcommand(subparsers) -> None:
@@ -33,7 +73,10 @@ def add_subcommand(subparsers) -> None:
     )
     parser.add_argument("--templates", required=True, help="promptsource templates.yaml")
     parser.add_argument(
-        "--template-names", default=None, help="regular expression the template names must match"
+        "--template-names",
+        default=None,
+        type=regular_expression,
+        help="regular expression the template names must match",
     )
     parser.add_argument(
         "--data",
@@ -49,17 +92,52 @@ def add_subcommand(subparsers) -> None:
     parser.add_argument(
         "--label-field", default=None, help="input field with gold answer indices (for F1 only)"
     )
-    parser.add_argument("--method", default="mi", type=str.lower, choices=METHODS + ("mi_a",))
-    parser.add_argument("--calibration", default="cbm", type=str.lower, choices=CALIBRATIONS + ("pmi",))
-    parser.add_argument("--setting", default="PA", type=str.upper, choices=SETTINGS)
-    parser.add_argument("--answer-score", default="mean", choices=ANSWER_SCORES)
-    parser.add_argument("--norm", default="softmax", choices=NORMALIZATIONS)
+    aliases = ", ".join(f"{alias} = {name}" for alias, name in METHOD_ALIASES.items())
+    parser.add_argument(
+        "--method",
+        default=DEFAULTS["method"],
+        type=str.lower,
+        choices=METHODS + tuple(METHOD_ALIASES),
+        help=f"label-free selection criterion (default: {DEFAULTS['method']}, mutual information between inputs "
+        "and answers, Sorensen et al. 2022; Yang et al. 2024 unify the others as its variants; formulas in "
+        f"mi_decode.selection). One template for all inputs: {', '.join(TASK_WISE_METHODS)} ({aliases}); "
+        f"a template per input: {', '.join(INSTANCE_WISE_METHODS)}",
+    )
+    parser.add_argument(
+        "--calibration",
+        default=DEFAULTS["calibration"],
+        type=str.lower,
+        choices=CALIBRATIONS + ("pmi",),
+        help="how answer probabilities are calibrated "
+        + _choices_help(CALIBRATION_HELP, DEFAULTS["calibration"]),
+    )
+    parser.add_argument(
+        "--setting",
+        default=DEFAULTS["setting"],
+        type=str.upper,
+        choices=SETTINGS,
+        help="where the calibration applies, as in Yang et al. 2024 "
+        + _choices_help(SETTING_HELP, DEFAULTS["setting"]),
+    )
+    parser.add_argument(
+        "--answer-score",
+        default=DEFAULTS["answer_score"],
+        choices=ANSWER_SCORES,
+        help="an answer choice's score " + _choices_help(ANSWER_SCORE_HELP, DEFAULTS["answer_score"]),
+    )
+    parser.add_argument(
+        "--norm",
+        default=DEFAULTS["norm"],
+        choices=NORMALIZATIONS,
+        help="renormalisation of calibrated values over the choices "
+        + _choices_help(NORMALIZATION_HELP, DEFAULTS["norm"]),
+    )
     parser.add_argument("--limit", type=positive_int, default=None, help="use only the first N inputs")
     parser.add_argument(
         "--batch-size",
         type=positive_int,
-        default=16,
-        help="prompts per forward pass (hf backend; default 16)",
+        default=DEFAULTS["batch_size"],
+        help=f"prompts per forward pass (hf backend; default {DEFAULTS['batch_size']})",
     )
     parser.add_argument(
         "--model", default=None, help="model id or path (default: the embedded SmolLM2-135M-Instruct)"
@@ -80,9 +158,10 @@ def add_subcommand(subparsers) -> None:
 def run(args) -> int:
     """The ``rank-prompts`` command: returns the exit status."""
     from ..models import load_model
-    from ..rank import rank_prompts
     from ..templates import load_inputs, load_templates
 
+    if not Path(args.templates).is_file():
+        raise ValueError(f"--templates {args.templates}: no such file")
     templates = load_templates(args.templates, names=args.template_names)
     task = args.task or infer_task(args.data)
     if task is not None:
@@ -90,6 +169,8 @@ def run(args) -> int:
     else:
         examples = load_inputs(args.data, limit=args.limit)
     label_field = args.label_field or ("label" if task is not None else None)
+    if args.label_field is not None:  # before the model loads
+        _check_label_field(examples, args.label_field)
     if args.backend == "vllm":
         from ..vllm import VLLMUnavailableError
         from ..vllm.scoring import load_llm
@@ -129,3 +210,18 @@ def run(args) -> int:
         Path(args.out).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.out}")
     return 0
+
+
+def _check_label_field(examples: list[dict], field: str) -> None:
+    """Refuse a --label-field that some input lacks or that holds something other than answer indices."""
+    for i, example in enumerate(examples):
+        if field not in example:
+            raise ValueError(
+                f"--label-field {field!r}: input {i} has no such field (its fields: {', '.join(example)})"
+            )
+        try:
+            int(example[field])
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"--label-field {field!r}: input {i} holds {example[field]!r}, not an answer index (0, 1, ...)"
+            ) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 
 def unit_interval(text: str) -> float:
@@ -24,3 +25,12 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def regular_expression(text: str) -> str:
+    """argparse type for a regular expression: refused when it does not compile."""
+    try:
+        re.compile(text)
+    except re.error as error:
+        raise argparse.ArgumentTypeError(f"not a valid regular expression: {error}") from None
+    return text

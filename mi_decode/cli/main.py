@@ -63,11 +63,28 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, ImportError) as error:  # ImportError: a missing optional package (vLLM)
         # Errors about the user's input are one line; anything else keeps its traceback.
         message = str(error).strip().splitlines()
+        if _close_progress_bars() and not sys.stderr.isatty():
+            print(file=sys.stderr)  # in a log the bar's line has no end: end it
         print(f"mi-decode {args.command}: error: {' '.join(message)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _close_progress_bars()
+        # The newline ends the ^C a terminal echoes (or a bar's line in a log).
         print(f"\nmi-decode {args.command}: interrupted{_kept_records(args)}", file=sys.stderr)
         return 130
+
+
+def _close_progress_bars() -> bool:
+    """Close the progress bars a failed run left open (a closed bar erases itself on a terminal), so that
+    the message after them starts a line of its own; whether there were any."""
+    if "tqdm" not in sys.modules:  # no bar was ever shown (and importing tqdm here would cost time)
+        return False
+    from tqdm import tqdm
+
+    bars = list(getattr(tqdm, "_instances", ()))
+    for bar in bars:
+        bar.close()
+    return bool(bars)
 
 
 def _kept_records(args) -> str:

@@ -10,6 +10,7 @@ from mi_decode.cli.generate import add_mi_arguments, generate_text, mi_requested
 
 
 def parse(*argv):
+    """The generate options as the CLI parses them, after --prompt "Who won?"."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--prompt", required=True)
     parser.add_argument("--chat", action="store_true")
@@ -47,6 +48,9 @@ def test_parsing_defaults_and_flags():
         ),
         (["--context", "a", "--mi-alpha", "2"], r"--mi-alpha must be in \(0.0, 1.0\]"),
         (["--context", "   "], "--context is empty"),
+        (["--negative-prompt", " "], "--negative-prompt is empty"),
+        (["--context", "a", "--mi", "none", "--mi-weight", "1.0"], "--mi-weight does not apply to --mi none"),
+        (["--context", "a", "--mi", "none", "--plausibility"], "--plausibility does not apply to --mi none"),
     ],
 )
 def test_bad_combinations_are_one_line_value_errors(argv, message):
@@ -71,3 +75,29 @@ def test_fused_and_drop_in_give_the_same_text(embedded, tmp_path):
     }
     assert texts["--fused"] == texts["--no-fused"]
     assert texts["--fused"].strip()
+
+
+@pytest.mark.embedded
+def test_mi_none_is_plain_greedy_decoding_of_the_conditioned_prompt(embedded):
+    """--mi none is the baseline of the MI run: transformers' own greedy generate on context + prompt."""
+    model, tokenizer = embedded
+    document, question = (
+        "The 2031 chess olympiad was won by Mongolia.",
+        "Question: Who won the 2031 chess olympiad?\nAnswer:",
+    )
+    text = generate_text(
+        parse("--prompt", question, "--context", document, "--mi", "none", "--max-new-tokens", "10"),
+        model,
+        tokenizer,
+    )
+
+    def plain(prompt):
+        inputs = tokenizer([prompt], return_tensors="pt")
+        output = model.generate(
+            **inputs, max_new_tokens=10, do_sample=False, pad_token_id=tokenizer.pad_token_id
+        )
+        return tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+
+    conditioned = plain(f"{document}\n\n{question}")
+    assert text == conditioned
+    assert conditioned != plain(question)  # the context changes the answer, so the comparison can fail

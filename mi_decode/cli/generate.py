@@ -3,6 +3,7 @@ sampling, or with MI amplification (M3ID, CAD/CFG, VCD's plausibility cut).
 
 mi-decode generate --prompt "Once upon a time" --typical-p 0.2
 mi-decode generate --prompt "Who won?" --context @report.txt --mi m3id --chat
+mi-decode generate --prompt "Who won?" --context @report.txt --mi none --chat    # the same, without MI
 mi-decode generate --prompt "Write a poem." --negative-prompt "Write a sad poem." --mi constant --mi-weight 1.0
 """
 
@@ -33,6 +34,7 @@ MI_FLAGS = {
     "jsd_scale": "--mi-jsd-scale",
     "plausibility_beta": "--plausibility",
 }
+NO_MI = "none"  # --mi none: plain decoding of the conditioned prompt, the baseline MI is compared with
 
 
 def _dest(flag: str) -> str:
@@ -45,7 +47,8 @@ def add_subcommand(subparsers) -> None:
         help="generate text with the embedded model (or any HF model) and mi_decode's processors",
         description="Generate a continuation of --prompt. With --typical-p, sample with locally typical "
         "sampling (Meister et al. 2023); otherwise decode greedily. With --context or --negative-prompt, "
-        "decode with MI amplification (M3ID by default, or CAD/CFG with --mi constant).",
+        "decode with MI amplification (M3ID by default, or CAD/CFG with --mi constant); --mi none decodes the "
+        "same conditioned prompt without MI, the baseline to compare with.",
     )
     parser.add_argument("--prompt", required=True, help="the prompt text")
     parser.add_argument(
@@ -91,7 +94,11 @@ def add_mi_arguments(parser: argparse.ArgumentParser) -> None:
     )
     rules = "; ".join(f"{name}: {rule.summary}" for name, rule in RULES.items())
     group.add_argument(
-        MI_FLAGS["rule"], choices=list(RULES), default=None, help=f"the rule (default m3id). {rules}"
+        MI_FLAGS["rule"],
+        choices=[*RULES, NO_MI],
+        default=None,
+        help=f"the rule (default m3id). {rules}; {NO_MI}: no MI, plain greedy (or --typical-p) decoding of the "
+        "conditioned prompt (--context + --prompt), the baseline to compare with",
     )
     group.add_argument(
         MI_FLAGS["lam"],
@@ -141,8 +148,18 @@ def mi_requested(args: argparse.Namespace) -> bool:
     return any(getattr(args, name) is not None for name in names)
 
 
-def mi_config_from_args(args: argparse.Namespace) -> MIConfig:
-    """The :class:`MIConfig` of the parsed flags; errors name the flags, not the config's fields."""
+def mi_config_from_args(args: argparse.Namespace) -> MIConfig | None:
+    """The :class:`MIConfig` of the parsed flags (``None`` for ``--mi none``); errors name the flags, not
+    the config's fields."""
+    if args.mi == NO_MI:
+        given = [
+            flag
+            for field, flag in MI_FLAGS.items()
+            if field != "rule" and getattr(args, _dest(flag)) is not None
+        ]
+        if given:
+            raise ValueError(f"{given[0]} does not apply to --mi {NO_MI} (decoding without MI)")
+        return None
     options = {field: getattr(args, _dest(flag)) for field, flag in MI_FLAGS.items()}
     options = {field: value for field, value in options.items() if value is not None}
     try:
@@ -162,16 +179,19 @@ def _read_context(value: str) -> str:
 
 
 def mi_prompts(args: argparse.Namespace) -> tuple[str, str]:
-    """(conditioned, unconditioned) prompt texts of the MI options."""
-    if args.context is None and args.negative_prompt is None:
-        raise ValueError(
-            "MI decoding needs --context or --negative-prompt (what to contrast the prompt with)"
-        )
+    """(conditioned, unconditioned) prompt texts of the MI options: with --context, the context, a blank
+    line and the prompt against the prompt alone; with --negative-prompt, the prompt against it."""
     if args.context is not None and args.negative_prompt is not None:
         raise ValueError("give either --context or --negative-prompt, not both")
     if args.context is not None:
         return f"{_read_context(args.context).rstrip()}\n\n{args.prompt}", args.prompt
-    return args.prompt, args.negative_prompt
+    if args.negative_prompt is not None:
+        if not args.negative_prompt.strip():
+            raise ValueError("--negative-prompt is empty")
+        return args.prompt, args.negative_prompt
+    if args.mi == NO_MI:  # nothing to condition on: plain decoding of the prompt
+        return args.prompt, args.prompt
+    raise ValueError("MI decoding needs --context or --negative-prompt (what to contrast the prompt with)")
 
 
 def generate_text(args: argparse.Namespace, model, tokenizer) -> str:
@@ -188,7 +208,8 @@ def generate_text(args: argparse.Namespace, model, tokenizer) -> str:
     if mi_requested(args):
         config = mi_config_from_args(args)
         text, unconditioned_text = mi_prompts(args)
-        unconditioned = encode_prompts(tokenizer, [unconditioned_text], args.chat)
+        if config is not None:  # --mi none decodes the conditioned prompt alone
+            unconditioned = encode_prompts(tokenizer, [unconditioned_text], args.chat)
     inputs = encode_prompts(tokenizer, [text], args.chat)
     warpers = [] if args.typical_p is None else [LocallyTypicalLogitsWarper(tau=args.typical_p)]
     kwargs = {

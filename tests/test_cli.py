@@ -148,3 +148,56 @@ def test_ctrl_c_during_eval_says_what_was_kept(capsys, tmp_path, monkeypatch):
     assert err == (
         f"mi-decode eval: interrupted; 2 records kept in {tmp_path / 'out'}; rerun the same command to resume"
     )
+
+
+def test_rank_prompts_help_gives_every_default_and_what_each_choice_means(capsys):
+    import inspect
+
+    from mi_decode.cli import rank_prompts as command
+    from mi_decode.rank import rank_prompts
+    from mi_decode.scoring import ANSWER_SCORES
+    from mi_decode.selection import CALIBRATIONS, NORMALIZATIONS, SETTINGS
+
+    # Every choice has a description (a new choice without one fails here).
+    assert set(command.CALIBRATION_HELP) == set(CALIBRATIONS)
+    assert set(command.SETTING_HELP) == set(SETTINGS)
+    assert set(command.ANSWER_SCORE_HELP) == set(ANSWER_SCORES)
+    assert set(command.NORMALIZATION_HELP) == set(NORMALIZATIONS)
+    with pytest.raises(SystemExit):
+        main(["rank-prompts", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    defaults = inspect.signature(rank_prompts).parameters
+    for option, parameter in [
+        ("method", "method"), ("calibration", "calibration"), ("setting", "setting"),
+        ("answer-score", "answer_score"), ("norm", "norm"), ("batch-size", "batch_size"),
+    ]:  # fmt: skip
+        section = help_text.split(f"--{option} ")[-1].split(" --")[0]  # this option's help alone
+        assert f"default {defaults[parameter].default}" in section, option
+    for words in (
+        "Sorensen et al. 2022",
+        "Yang et al. 2024",
+        "Calibration by Marginalization",
+        "PA: to both",
+    ):
+        assert words in help_text
+
+
+def test_eval_help_lists_the_shipped_suites_and_the_default_output_dir(capsys):
+    from pathlib import Path
+
+    import mi_decode.eval
+
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    shipped = sorted(path.stem for path in (Path(mi_decode.eval.__file__).parent / "suites").glob("*.yaml"))
+    assert f"shipped: {', '.join(shipped)}" in help_text
+    assert "default: outputs/eval" in help_text
+    assert "$MI_DECODE_DATA_DIR, else ../shared/data" in help_text
+
+
+def test_generate_help_documents_mi_none(capsys):
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "none: no MI" in help_text and "{m3id,constant,adaptive,none}" in help_text

@@ -60,7 +60,7 @@ def test_bad_combinations_are_one_line_value_errors(argv, message):
 
 
 def test_context_file_must_exist(tmp_path):
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="--context @.* no such file"):
         generate_text(parse("--context", f"@{tmp_path / 'missing.txt'}"), model=None, tokenizer=None)
 
 

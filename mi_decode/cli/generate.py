@@ -172,6 +172,8 @@ def mi_config_from_args(args: argparse.Namespace) -> MIConfig | None:
 
 
 def _read_context(value: str) -> str:
+    if value.startswith("@") and not Path(value[1:]).is_file():
+        raise FileNotFoundError(f"--context {value}: no such file")
     text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
     if not text.strip():
         raise ValueError("--context is empty")

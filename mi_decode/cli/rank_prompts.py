@@ -98,7 +98,7 @@ def add_subcommand(subparsers) -> None:
         default=DEFAULTS["method"],
         type=str.lower,
         choices=METHODS + tuple(METHOD_ALIASES),
-        help=f"label-free selection criterion (default: {DEFAULTS['method']}, mutual information between inputs "
+        help=f"label-free selection criterion (default {DEFAULTS['method']}: mutual information between inputs "
         "and answers, Sorensen et al. 2022; Yang et al. 2024 unify the others as its variants; formulas in "
         f"mi_decode.selection). One template for all inputs: {', '.join(TASK_WISE_METHODS)} ({aliases}); "
         f"a template per input: {', '.join(INSTANCE_WISE_METHODS)}",

@@ -1,0 +1,256 @@
+"""Each error of a newcomer's first hour, driven through the installed command line in a subprocess: a
+one-line message that names what the user typed, exit status 2 (130 for Ctrl-C), no traceback, and no
+files left behind by a refused run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import make_tiny_llama
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+ENV.pop("MI_DECODE_DATA_DIR", None)  # each test says where the data is (or that there is none)
+
+SUITE = """
+name: mine
+methods:
+  greedy: {}
+  cad: {rule: constant, weight: 1.0}
+tasks:
+  - name: story
+    kind: generate
+    data: {path: prompts.jsonl}
+    conditioned: "{{ prefix }}"
+    unconditioned: "Once"
+    metrics: [mean_length]
+    max_new_tokens: 48
+    methods: [greedy]
+"""
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mi_decode.cli", *args]
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        command(*args), capture_output=True, text=True, env=env or ENV, cwd=cwd, timeout=300
+    )
+    return result
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> str:
+    """The run failed with exit status 2 and exactly one stderr line holding ``words``; that line."""
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert " error: " in lines[0]
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def write_suite(folder: Path, text: str = SUITE, rows: int = 2) -> Path:
+    """A user's suite file beside its data: ``rows`` prompts in ``prompts.jsonl``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "prompts.jsonl").open("w") as file:
+        for i in range(rows):
+            file.write(json.dumps({"prefix": f"Story {i}: once upon a time there was"}) + "\n")
+    path = folder / "mine.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random Llama with the embedded model's tokenizer, saved so that a subprocess loads it by path
+    in a second."""
+    from transformers import AutoTokenizer
+
+    from mi_decode.models import embedded_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model_path())
+    path = tmp_path_factory.mktemp("tiny-model")
+    make_tiny_llama(vocab_size=len(tokenizer)).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+# --- generate ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prompt", ["", "   "])
+def test_an_empty_or_blank_prompt(prompt):
+    assert_one_line_error(run_cli("generate", "--prompt", prompt), "--prompt is empty")
+
+
+def test_a_missing_local_model_directory(tmp_path):
+    result = run_cli("generate", "--prompt", "x", "--model", "./nonexistent", cwd=tmp_path)
+    assert_one_line_error(result, "./nonexistent", "does not exist")
+
+
+def test_an_unknown_hub_id_offline_fails_fast_and_names_the_option():
+    start = time.monotonic()
+    result = run_cli("generate", "--prompt", "x", "--model", "no-such-org/x")
+    assert time.monotonic() - start < 15
+    assert_one_line_error(result, "no-such-org/x", "cannot be reached", "--model")
+
+
+def test_a_bad_mi_rule_lists_the_choices():
+    result = run_cli("generate", "--prompt", "x", "--context", "doc", "--mi", "bogus")
+    assert_one_line_error(result, "--mi", "invalid choice", "none")
+
+
+@pytest.mark.parametrize(
+    "argv, words, internal",
+    [
+        (["--negative-prompt", ""], ["--negative-prompt is empty"], "unconditional_inputs"),
+        (
+            ["--context", "doc", "--mi", "constant", "--mi-lambda", "0.1"],
+            ["'--mi-lambda'", "constant"],
+            "'lam'",
+        ),
+        (["--context", "doc", "--plausibility", "2"], ["--plausibility must be in"], "plausibility_beta"),
+        (["--context", "doc", "--mi", "none", "--mi-weight", "1"], ["--mi-weight", "--mi none"], "`weight`"),
+    ],
+)
+def test_messages_name_the_flag_not_the_internal_field(argv, words, internal):
+    line = assert_one_line_error(run_cli("generate", "--prompt", "x", *argv), *words)
+    assert internal not in line
+
+
+# --- rank-prompts -----------------------------------------------------------------------------------------
+
+
+def test_rank_prompts_refuses_a_bad_template_name_pattern(tmp_path):
+    (tmp_path / "t.yaml").write_text("templates: {}\n")
+    (tmp_path / "in.jsonl").write_text('{"text": "good"}\n')
+    result = run_cli(
+        "rank-prompts", "--templates", str(tmp_path / "t.yaml"), "--data", str(tmp_path / "in.jsonl"),
+        "--template-names", "(",
+    )  # fmt: skip
+    assert_one_line_error(result, "--template-names", "not a valid regular expression")
+
+
+# --- eval: suites, data, files ----------------------------------------------------------------------------
+
+
+def test_bad_jinja_in_a_user_suite_fails_before_the_model_loads(tmp_path):
+    suite = write_suite(tmp_path / "suite", SUITE.replace('"{{ prefix }}"', '"{{ prefix "'))
+    output = tmp_path / "out"
+    # The model does not exist: had it been loaded first, the message would be about the model.
+    result = run_cli(
+        "eval", "--suites", str(suite), "--model", str(tmp_path / "no-model"), "--output-dir", str(output),
+        "--limit", "2",
+    )  # fmt: skip
+    assert_one_line_error(result, "mine.yaml", "story", "conditioned template is not valid Jinja")
+    assert not output.exists()
+
+
+def test_a_template_failing_mid_run_prints_its_error_on_a_line_of_its_own(tmp_path, tiny_model_dir):
+    """A sandbox violation in the unconditioned prompt fails inside the progress bar (it renders only when
+    the batch runs): the message starts a new line, and the refused run leaves no files, not even an
+    empty shard."""
+    text = SUITE.replace('unconditioned: "Once"', 'unconditioned: "{{ prefix.__class__.__mro__ }}"')
+    suite = write_suite(tmp_path / "suite", text.replace("methods: [greedy]", "methods: [cad]"))
+    output = tmp_path / "out"
+    # Bytes: text mode would turn the bar's \r into line ends; a log keeps them, so the message needs a \n.
+    result = subprocess.run(
+        command(
+            "eval", "--suites", str(suite), "--model", str(tiny_model_dir), "--output-dir", str(output),
+            "--limit", "2",
+        ),
+        capture_output=True, env=ENV, timeout=300,
+    )  # fmt: skip
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and "Traceback" not in stderr, stderr[-3000:]
+    assert "mine/story/cad" in stderr  # the bar was shown
+    (line,) = [line for line in stderr.split("\n") if " error: " in line]
+    assert line.startswith("mi-decode eval: error: ") and "unsafe" in line, repr(stderr[-500:])
+    assert not output.exists()
+
+
+def test_a_missing_data_dir_writes_nothing(tmp_path):
+    output = tmp_path / "out"
+    result = run_cli(
+        "eval", "--suites", "open_ended", "--data-dir", str(tmp_path / "nowhere"), "--output-dir", str(output),
+        "--limit", "2",
+    )  # fmt: skip
+    assert_one_line_error(result, "--data-dir", "nowhere", "is not a directory")
+    assert not output.exists()
+
+
+def test_data_missing_from_the_data_dir_names_both_ways_to_give_it(tmp_path):
+    (tmp_path / "data").mkdir()
+    output = tmp_path / "out"
+    result = run_cli(
+        "eval", "--suites", "open_ended", "--data-dir", str(tmp_path / "data"), "--output-dir", str(output),
+        "--limit", "2",
+    )  # fmt: skip
+    assert_one_line_error(result, "wikitext_prompts.jsonl", "--data-dir", "MI_DECODE_DATA_DIR")
+    assert not output.exists()
+
+
+def test_a_bare_eval_without_data_fails_fast_and_names_both_ways_to_give_it(tmp_path):
+    """No --data-dir, no $MI_DECODE_DATA_DIR, no ../shared/data: within seconds, one line, nothing written."""
+    cwd = tmp_path / "clone"
+    cwd.mkdir()
+    start = time.monotonic()
+    result = run_cli("eval", "--quick", cwd=cwd)
+    assert time.monotonic() - start < 30  # Python, torch and the suites load; the Hub is asked nothing
+    assert_one_line_error(result, "--data-dir", "MI_DECODE_DATA_DIR")
+    assert list(cwd.iterdir()) == []
+
+
+def test_eval_reads_shared_data_beside_the_checkout_by_default(tmp_path):
+    """Without --data-dir and $MI_DECODE_DATA_DIR the eval looks in ../shared/data (here a folder without
+    the file the suite needs, so the message shows where it looked)."""
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    cwd = tmp_path / "clone"
+    cwd.mkdir()
+    result = run_cli("eval", "--suites", "open_ended", "--limit", "1", cwd=cwd)
+    assert_one_line_error(result, str(Path("..", "shared", "data", "open_ended", "wikitext_prompts.jsonl")))
+    assert list(cwd.iterdir()) == []
+
+
+# --- Ctrl-C ----------------------------------------------------------------------------------------------
+
+
+def _complete_lines(folder: Path) -> int:
+    return sum(
+        sum(1 for line in path.read_bytes().splitlines(keepends=True) if line.endswith(b"\n"))
+        for path in folder.rglob("*.part*.jsonl")
+    )
+
+
+def test_ctrl_c_during_eval_says_what_was_kept_and_how_to_resume(tmp_path, tiny_model_dir):
+    suite = write_suite(tmp_path / "suite", rows=40)
+    output = tmp_path / "out"
+    process = subprocess.Popen(
+        command(
+            "eval", "--suites", str(suite), "--model", str(tiny_model_dir), "--output-dir", str(output),
+            "--limit", "40", "--batch-size", "1", "--no-progress",
+        ),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None and _complete_lines(output) == 0:
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before its first record could be interrupted"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    kept = _complete_lines(output)
+    assert 0 < kept < 40
+    assert stderr.strip().splitlines()[-1] == (
+        f"mi-decode eval: interrupted; {kept} records kept in {output}; rerun the same command to resume"
+    )

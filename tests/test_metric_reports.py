@@ -108,6 +108,31 @@ def test_grounding_report_regenerates():
     }
 
 
+def test_memotrap_report_covers_every_row_and_rescores_from_the_data(data_dir):
+    """Every row of the 4 MemoTrap files, each method against greedy and CAD; each record's correctness
+    follows from its stored candidate scores and the file's answer_index (read here with csv, not the
+    loader)."""
+    import ast
+
+    records = check_report(GROUNDING, "grounding", "memotrap", ["accuracy"], every_record)
+    assert tuple(records) == GROUNDING_METHODS and {len(r) for r in records.values()} == {2539}
+    answers = {}
+    for path in sorted((data_dir / "grounding" / "memotrap").glob("*.csv")):
+        task = path.stem.split("-", 1)[1]
+        with path.open(encoding="utf-8", newline="") as file:
+            for row, fields in enumerate(csv.DictReader(file)):
+                assert len(ast.literal_eval(fields["classes"])) == 2
+                answers[f"{task}-{row}"] = int(fields["answer_index"])
+    assert len(answers) == 2539
+    for method, rows in records.items():
+        assert {record["id"] for record in rows} == set(answers), method
+        for record in rows:
+            scores = [-np.inf if score is None else score for score in record["scores"]]
+            prediction = None if scores[0] == scores[1] else int(np.argmax(scores))
+            assert record["prediction"] == prediction, (method, record["id"])
+            assert record["correct"] == (prediction == answers[record["id"]]), (method, record["id"])
+
+
 def test_nqswap_records_rescore_identically_from_the_data(data_dir):
     with gzip.open(data_dir / "grounding" / "nqswap" / "nqswap.jsonl.gz", "rt", encoding="utf-8") as file:
         rows = [json.loads(line) for line in file]

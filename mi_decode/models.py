@@ -128,6 +128,8 @@ def check_model_source(name_or_path: str | os.PathLike) -> str:
     name = str(name_or_path)
     path = Path(name).expanduser()
     if path.exists():
+        if path.is_dir() and not (path / "config.json").is_file():
+            raise FileNotFoundError(f"model directory {name} has no config.json (not a save_pretrained folder)")
         return str(path)
     if name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:
         raise FileNotFoundError(f"model directory {name} does not exist")

@@ -97,6 +97,29 @@ def test_a_missing_local_model_directory(tmp_path):
     assert_one_line_error(result, "./nonexistent", "does not exist")
 
 
+def test_a_folder_that_is_not_a_model(tmp_path):
+    (tmp_path / "notes").mkdir()
+    result = run_cli("generate", "--prompt", "x", "--model", str(tmp_path / "notes"))
+    assert_one_line_error(result, "notes", "has no config.json")
+
+
+def test_an_unconditioned_prompt_rendering_empty_is_named(tmp_path, tiny_model_dir):
+    """A template that renders nothing for an example (here an empty slice) is named with its task and
+    example, before any record is written."""
+    text = SUITE.replace('unconditioned: "Once"', 'unconditioned: "{{ prefix[:0] }}"')
+    suite = write_suite(tmp_path / "suite", text.replace("methods: [greedy]", "methods: [cad]"))
+    output = tmp_path / "out"
+    result = run_cli(
+        "eval", "--suites", str(suite), "--model", str(tiny_model_dir), "--output-dir", str(output),
+        "--limit", "2", "--no-progress",
+    )  # fmt: skip
+    # The error comes after the model loaded (the prompts render batch by batch): its bar may precede it.
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    (line,) = [line for line in result.stderr.split("\n") if " error: " in line]
+    assert line == "mi-decode eval: error: task 'story': the unconditioned prompt of 'prompts-0' is empty"
+    assert not output.exists()
+
+
 def test_an_unknown_hub_id_offline_fails_fast_and_names_the_option():
     start = time.monotonic()
     result = run_cli("generate", "--prompt", "x", "--model", "no-such-org/x")

@@ -53,11 +53,14 @@ def check_template(template: Any, where: str, which: str) -> set[str]:
 def render(template: str, example: Mapping[str, Any], task, which: str) -> str:
     """``template`` rendered over the example's fields (sandboxed)."""
     try:
-        return _JINJA.from_string(template).render(**example)
+        text = _JINJA.from_string(template).render(**example)
     except Exception as error:  # a failing template is the suite's problem: say which and where
         raise SuiteError(
             f"task {task.name!r}: the {which} template failed on {example['id']!r}: {error}"
         ) from None
+    if not text.strip():  # e.g. a field that is empty, or an attribute the sandbox renders as nothing
+        raise SuiteError(f"task {task.name!r}: the {which} prompt of {example['id']!r} is empty")
+    return text
 
 
 class TaskKind:

@@ -22,7 +22,9 @@ environment that also sees the project's packages, and run this script with that
 
 Usage (small, quick)::
 
+    python benchmarks/bench_scoring.py --quick     # 4 inputs x 2 templates of each task
     python benchmarks/bench_scoring.py --inputs 10 --templates 4 --news-inputs 10 --news-templates 4
+    python benchmarks/bench_scoring.py --device cuda --json scoring.json
 """
 
 from __future__ import annotations
@@ -31,16 +33,26 @@ import argparse
 import datetime
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 
-import numpy as np
-import torch
-import transformers
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from mi_decode import load_model
-from mi_decode.eval.data.prompt_selection import load_task, resolve_data_dir, task_templates_path
-from mi_decode.scoring import _Tokenized, score_choices, score_choices_naive
-from mi_decode.templates import load_templates
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import check_device, write_json  # noqa: E402
+
+from mi_decode import load_model  # noqa: E402
+from mi_decode.eval.data.prompt_selection import load_task, resolve_data_dir, task_templates_path  # noqa: E402
+from mi_decode.scoring import _Tokenized, score_choices, score_choices_naive  # noqa: E402
+from mi_decode.templates import load_templates  # noqa: E402
+
+QUICK = {"inputs": 4, "templates": 2, "news_inputs": 4, "news_templates": 2}
+FULL = {"inputs": 200, "templates": 20, "news_inputs": 50, "news_templates": 8}
 
 
 def build_requests(task: str, pattern: str, num_inputs: int, num_templates: int, data_dir):
@@ -90,25 +102,45 @@ def lm_eval_scorer(model, tokenizer, batch_size):
     return score
 
 
-def main() -> None:
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--inputs", type=int, default=200, help="SST-2 sentences")
-    parser.add_argument("--templates", type=int, default=20, help="SST-2 templates")
-    parser.add_argument("--news-inputs", type=int, default=50, help="AG News items (multi-token answers)")
-    parser.add_argument("--news-templates", type=int, default=8, help="AG News verbalizer templates")
+    parser.add_argument("--quick", action="store_true", help=f"small workloads: {QUICK}")
+    parser.add_argument("--inputs", type=int, help=f"SST-2 sentences (default {FULL['inputs']})")
+    parser.add_argument("--templates", type=int, help=f"SST-2 templates (default {FULL['templates']})")
+    parser.add_argument(
+        "--news-inputs", type=int, help=f"AG News items, multi-token answers (default {FULL['news_inputs']})"
+    )
+    parser.add_argument(
+        "--news-templates", type=int, help=f"AG News verbalizer templates (default {FULL['news_templates']})"
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--skip-lm-eval", action="store_true")
     parser.add_argument("--data-dir", default=None, help="evaluation data (default: $MI_DECODE_DATA_DIR)")
-    args = parser.parse_args()
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    for key, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+        if getattr(args, key) < 1:
+            parser.error(f"--{key.replace('_', '-')} must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
+    return args
 
+
+def run(args) -> dict:
+    """Time the scorers on each workload; print the table and return the figures."""
     data_dir = resolve_data_dir(args.data_dir)
-    model, tokenizer = load_model()
+    model, tokenizer = load_model(device=check_device(args.device))
     print(
         f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), transformers {transformers.__version__}"
     )
     print(f"date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}")
+    figures = {"device": args.device, "batch_size": args.batch_size, "workloads": {}}
     lm_eval_available = not args.skip_lm_eval
     if lm_eval_available:
         try:
@@ -162,6 +194,7 @@ def main() -> None:
             row["lm-eval/engine"] = lm_eval_s / engine_s
             row["max |diff| lm-eval"] = float(np.nanmax(np.abs(engine.sum - sums)))
         rows.append(row)
+        figures["workloads"][label] = row
 
     columns = list(dict.fromkeys(key for row in rows for key in row))
     print(" | ".join(columns))
@@ -173,6 +206,16 @@ def main() -> None:
                 value = f"{value:.2e}" if column.startswith("max") else f"{value:.2f}"
             cells.append(str(value))
         print(" | ".join(cells))
+    return figures
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    figures = run(args)
+    if args.json:
+        write_json(args.json, figures)
 
 
 if __name__ == "__main__":

@@ -111,3 +111,19 @@ def test_shipped_suites_live_inside_the_package(suite):
 
     path = available_suites()[suite]
     assert Path(mi_decode.__file__).resolve().parent in path.parents  # the checkout's or the wheel's
+
+
+def test_every_public_name_resolves_to_its_module():
+    """mi_decode's names load lazily; each one in __all__ must resolve, to the object its module defines."""
+    import importlib
+
+    import mi_decode
+
+    for name in mi_decode.__all__:
+        value = getattr(mi_decode, name)
+        if name != "__version__":
+            module = importlib.import_module(f"mi_decode.{mi_decode._EXPORTS[name]}")
+            assert value is getattr(module, name), name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        mi_decode.nope  # noqa: B018
+    assert set(mi_decode._EXPORTS) == set(mi_decode.__all__) - {"__version__"}

@@ -537,3 +537,17 @@ def test_tasks_select_a_subset_and_unknown_names_are_refused(tmp_path, suite_fil
     assert list(results["suites"]["mini"]) == ["memotrap"]
     with pytest.raises(ValueError, match=r"--tasks names tasks the suites do not have: \['nqswop'\]"):
         run_evaluation(EvalSettings(**settings, tasks=["nqswop"]), model, tokenizer)
+
+
+def test_progress_bars_say_where_they_are_in_the_run_and_stay(tmp_path, suite_file, tiny, data_dir, capsys):
+    """Each (task, method group) bar is numbered "k of N" over the whole run, and is left on screen."""
+    model, tokenizer = tiny
+    settings = EvalSettings(
+        suites=[str(suite_file)], output_dir=tmp_path, data_dir=str(data_dir), limit=1, methods=["greedy"],
+        progress=True,
+    )  # fmt: skip
+    run_evaluation(settings, model, tokenizer)
+    err = capsys.readouterr().err
+    for place in ("1 of 3 mini/wikitext/greedy", "2 of 3 mini/nqswap/greedy", "3 of 3 mini/memotrap/greedy"):
+        assert f"{place}: 100%" in err, err[-1000:]  # and the finished bar was kept
+    assert err.endswith("\n")

@@ -141,11 +141,15 @@ def run_evaluation(settings: EvalSettings, model=None, tokenizer=None) -> dict[s
         model, tokenizer = load_model(settings.model, device=state.device)
     ctx = EvalContext(model=model, tokenizer=tokenizer, data_dir=settings.data_dir)
 
-    for suite in suites:
-        for task in _selected_tasks(settings, suite):
-            examples = examples_by_task[suite.name, task.name]
-            for group in _method_groups(task, [suite.methods[name] for name in _methods_of(settings, task)]):
-                _run_methods(ctx, settings, state, suite, task, group, examples)
+    jobs = [
+        (suite, task, group)
+        for suite in suites
+        for task in _selected_tasks(settings, suite)
+        for group in _method_groups(task, [suite.methods[name] for name in _methods_of(settings, task)])
+    ]
+    for number, (suite, task, group) in enumerate(jobs, 1):
+        examples = examples_by_task[suite.name, task.name]
+        _run_methods(ctx, settings, state, suite, task, group, examples, f"{number} of {len(jobs)}")
     state.wait_for_everyone()
     if not state.is_main_process:
         return {}
@@ -185,7 +189,7 @@ def _method_groups(task, methods: list) -> list[list]:
     return [together] + [[method] for method in methods if method not in together]
 
 
-def _run_methods(ctx, settings, state, suite, task, methods: list, examples) -> None:
+def _run_methods(ctx, settings, state, suite, task, methods: list, examples, place: str = "") -> None:
     directory = settings.output_dir / suite.name / task.name
     done = {method.name: read_records(directory, method.name) for method in methods}
     size = settings.batch_size
@@ -205,11 +209,12 @@ def _run_methods(ctx, settings, state, suite, task, methods: list, examples) -> 
     remaining = sum(
         sum(e["id"] not in done[m.name] for e in batch) for _, batch, missing in mine for m in missing
     )
+    # "k of N" places the bar in the whole run; finished bars stay on screen as a log of the run.
     bar = tqdm(
         total=remaining,
-        desc=f"{suite.name}/{task.name}/{'+'.join(m.name for m in methods)}"[:80],
+        desc=f"{place} {suite.name}/{task.name}/{'+'.join(m.name for m in methods)}".strip()[:100],
         disable=not settings.progress or not state.is_local_main_process,
-        leave=False,
+        leave=True,
     )
     with contextlib.ExitStack() as stack:
         needed = {m.name for _, _, missing in mine for m in missing}

@@ -551,3 +551,22 @@ def test_progress_bars_say_where_they_are_in_the_run_and_stay(tmp_path, suite_fi
     for place in ("1 of 3 mini/wikitext/greedy", "2 of 3 mini/nqswap/greedy", "3 of 3 mini/memotrap/greedy"):
         assert f"{place}: 100%" in err, err[-1000:]  # and the finished bar was kept
     assert err.endswith("\n")
+
+
+def test_generate_batches_group_prompts_by_tokens_not_characters(tiny):
+    """A short text of many tokens (digits) and a long one of few (a repeated word): the engine's batches
+    follow the token counts, which is what padding costs."""
+    import yaml
+
+    from mi_decode.eval.engine import length_batches
+    from mi_decode.eval.kinds import EvalContext
+
+    _, tokenizer = tiny
+    task = parse_suite(yaml.safe_load(SUITE), source="mini.yaml").tasks[1]  # nqswap: context + question
+    texts = {"digits": "1 2 3 4 5 6 7 8 9 0 " * 3, "words": "the " * 40, "short": "a b", "dots": "." * 60}
+    examples = [{"id": name, "substituted_context": text, "question": "q"} for name, text in texts.items()]
+    tokens = {name: len(tokenizer(text)["input_ids"]) for name, text in texts.items()}
+    assert len(texts["digits"]) < len(texts["words"]) and tokens["digits"] > tokens["words"]  # the premise
+    batches = length_batches(EvalContext(model=None, tokenizer=tokenizer), task, examples, 2)
+    expected = sorted(texts, key=tokens.__getitem__)
+    assert [e["id"] for batch in batches for e in batch] == expected and [len(b) for b in batches] == [2, 2]

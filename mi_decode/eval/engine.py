@@ -189,16 +189,24 @@ def _method_groups(task, methods: list) -> list[list]:
     return [together] + [[method] for method in methods if method not in together]
 
 
+def length_batches(ctx: EvalContext, task, examples: list[dict], size: int) -> list[list[dict]]:
+    """The engine's batches of a task: examples sorted by the kind's length (ties in data order), cut into
+    batches of ``size``. Batches of similar length pad little; the order depends on the examples only, so
+    batch j (and its seed) is the same whatever the number of processes, and a resumed run finds the same
+    batches."""
+    kind = _kind(task)
+    position = {e["id"]: i for i, e in enumerate(examples)}
+    ordered = sorted(examples, key=lambda e: (kind.length(ctx, task, e), position[e["id"]]))
+    return [ordered[start : start + size] for start in range(0, len(ordered), size)]
+
+
 def _run_methods(ctx, settings, state, suite, task, methods: list, examples, place: str = "") -> None:
     directory = settings.output_dir / suite.name / task.name
     done = {method.name: read_records(directory, method.name) for method in methods}
     size = settings.batch_size
     kind = _kind(task)
-    # Batches of similar length pad little. The order depends on the examples only, so batch j (and its
-    # seed) is the same whatever the number of processes, and a resumed run finds the same batches.
     position = {e["id"]: i for i, e in enumerate(examples)}
-    ordered = sorted(examples, key=lambda e: (kind.length(task, e), position[e["id"]]))
-    batches = [(j, ordered[start : start + size]) for j, start in enumerate(range(0, len(ordered), size))]
+    batches = list(enumerate(length_batches(ctx, task, examples, size)))
     mine = []
     for j, batch in batches:
         missing = [m for m in methods if any(e["id"] not in done[m.name] for e in batch)]

@@ -96,9 +96,9 @@ class TaskKind:
             required=self.required_fields(task),
         )
 
-    def length(self, task, unit: Mapping[str, Any]) -> int:
-        """A unit's rough size (characters of its text fields), which the engine sorts by so that a batch
-        holds units of similar length and pads little."""
+    def length(self, ctx: EvalContext, task, unit: Mapping[str, Any]) -> int:
+        """A unit's size, which the engine sorts by so that a batch holds units of similar length and pads
+        little; here the characters of its text fields (kinds that pad prompts count tokens)."""
         return sum(len(value) for value in unit.values() if isinstance(value, str))
 
     def run(self, ctx: EvalContext, task, method, units: list[dict]) -> list[dict]:

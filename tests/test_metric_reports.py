@@ -153,7 +153,13 @@ def test_nqswap_records_rescore_identically_from_the_data(data_dir):
 
 
 def test_summarization_report_regenerates_and_rouge_rescores_identically(data_dir):
-    records_by_method = check_report(SUMMARIZATION, "summarization", "cnndm", ["rouge"], first_examples(16))
+    """CNN/DM's 100 distinct articles, 7 methods, paired against greedy and CAD; ROUGE rescored from the
+    stored outputs and the data's references."""
+    records_by_method = check_report(SUMMARIZATION, "summarization", "cnndm", ["rouge"], every_record)
+    assert tuple(records_by_method) == GROUNDING_METHODS
+    assert {len(records) for records in records_by_method.values()} == {100}
+    assert {r["id"] for r in records_by_method["greedy"]} == {r["id"] for r in records_by_method["cad"]}
+    assert [c["baseline"] for c in task_results(SUMMARIZATION, "summarization", "cnndm")["paired_more"]] == ["cad"]
     with (data_dir / "summarization" / "cnndm_cad_300.jsonl").open(encoding="utf-8") as file:
         references = {f"cnndm-{row['id']}": row["reference"] for row in map(json.loads, file)}
     rouge = METRICS.get("rouge")()

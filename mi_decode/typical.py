@@ -5,6 +5,7 @@ Keeps the tokens whose surprisal is closest to the distribution's entropy, up to
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -80,20 +81,38 @@ def typical_keep_mask(
     chunk_elements = _CHUNK_ELEMENTS if workspace is None else _WORKSPACE_CHUNK_ELEMENTS
     rows = max(1, chunk_elements // max(1, scores.shape[1]))
     workspace = workspace or TypicalWorkspace()
-    if batch <= rows:
-        return _typical_keep_rows(scores, tau, min_tokens_to_keep, workspace)
-    chunks = scores.split(rows)
-    return torch.cat(
-        [
-            _typical_keep_rows(*chunk, workspace)
-            for chunk in zip(
-                chunks,
-                _split_rows(tau, rows, len(chunks)),
-                _split_rows(min_tokens_to_keep, rows, len(chunks)),
-                strict=True,
-            )
-        ]
-    )
+    with _one_cpu_thread(scores.device):
+        if batch <= rows:
+            return _typical_keep_rows(scores, tau, min_tokens_to_keep, workspace)
+        chunks = scores.split(rows)
+        return torch.cat(
+            [
+                _typical_keep_rows(*chunk, workspace)
+                for chunk in zip(
+                    chunks,
+                    _split_rows(tau, rows, len(chunks)),
+                    _split_rows(min_tokens_to_keep, rows, len(chunks)),
+                    strict=True,
+                )
+            ]
+        )
+
+
+@contextlib.contextmanager
+def _one_cpu_thread(device: torch.device):
+    """torch's intra-op threads set to 1 for the block, on CPU. The cut is some 30 small kernels; with two
+    threads each one waits at a barrier for the other thread, and on a busy machine that thread is often
+    descheduled: with another 2-thread job on 2 cores, batch 64 x 49152 took 64-214 ms on 2 threads and
+    31-48 ms on 1 (idle: 21-36 ms and 33 ms). ``benchmarks/bench_typical.py --busy`` measures it."""
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _split_rows(value, rows: int, count: int):

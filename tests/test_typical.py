@@ -306,3 +306,32 @@ def test_generate_on_embedded_model_samples_only_typical_tokens(embedded):
         assert torch.equal(kept[~ambiguous], expected[~ambiguous])
         chosen = out.sequences[:, prompt_length + step]
         assert kept.gather(1, chosen[:, None]).all()
+
+
+def test_the_cut_runs_on_one_cpu_thread_and_restores_the_count(monkeypatch):
+    """On a busy machine two-thread barriers in the cut's small kernels stall (bench_typical.py --busy): the
+    CPU cut runs on one intra-op thread, and the caller's count comes back, also after an error."""
+    import mi_decode.typical as typical
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    seen = []
+    real = typical._typical_keep_rows
+
+    def spy(*args):
+        seen.append(torch.get_num_threads())
+        return real(*args)
+
+    monkeypatch.setattr(typical, "_typical_keep_rows", spy)
+    try:
+        scores = torch.randn(3, 50)
+        typical.typical_keep_mask(scores, 0.5)
+        assert seen == [1] and torch.get_num_threads() == 2
+        with pytest.raises(ValueError, match="per-row tau"):
+            typical.typical_keep_mask(scores, torch.tensor([0.5]))
+        monkeypatch.setattr(typical, "_typical_keep_rows", lambda *args: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            typical.typical_keep_mask(scores, 0.5)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -201,24 +201,22 @@ def test_a_template_failing_mid_run_prints_its_error_on_a_line_of_its_own(tmp_pa
     assert not output.exists()
 
 
-def test_a_missing_data_dir_writes_nothing(tmp_path):
+@pytest.mark.parametrize(
+    ("folder", "exists", "words"),
+    [
+        ("nowhere", False, ("--data-dir", "nowhere", "is not a directory")),
+        ("data", True, ("wikitext_prompts.jsonl", "--data-dir", "MI_DECODE_DATA_DIR")),  # data not in it
+    ],
+)
+def test_a_data_dir_without_the_data_writes_nothing(tmp_path, folder, exists, words):
+    if exists:
+        (tmp_path / folder).mkdir()
     output = tmp_path / "out"
     result = run_cli(
-        "eval", "--suites", "open_ended", "--data-dir", str(tmp_path / "nowhere"), "--output-dir", str(output),
+        "eval", "--suites", "open_ended", "--data-dir", str(tmp_path / folder), "--output-dir", str(output),
         "--limit", "2",
     )  # fmt: skip
-    assert_one_line_error(result, "--data-dir", "nowhere", "is not a directory")
-    assert not output.exists()
-
-
-def test_data_missing_from_the_data_dir_names_both_ways_to_give_it(tmp_path):
-    (tmp_path / "data").mkdir()
-    output = tmp_path / "out"
-    result = run_cli(
-        "eval", "--suites", "open_ended", "--data-dir", str(tmp_path / "data"), "--output-dir", str(output),
-        "--limit", "2",
-    )  # fmt: skip
-    assert_one_line_error(result, "wikitext_prompts.jsonl", "--data-dir", "MI_DECODE_DATA_DIR")
+    assert_one_line_error(result, *words)
     assert not output.exists()
 
 

@@ -335,3 +335,52 @@ def test_the_cut_runs_on_one_cpu_thread_and_restores_the_count(monkeypatch):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+@given(scores=logits_batches(), tau=st.sampled_from([0.05, 0.2, 0.9, 0.95]), keep=st.sampled_from([1, 3]))
+def test_numpy_and_torch_exp_paths_both_match_the_reference(scores, tau, keep):
+    """The CPU cut takes numpy's exp where numpy has its AVX-512 kernel and torch's elsewhere: whichever
+    this machine takes, the other is forced here, and both must match the float64 reference."""
+    from unittest import mock
+
+    import mi_decode.typical as typical
+
+    expected, ambiguous = reference_typical(scores, tau, keep)
+    expected &= scores != -math.inf
+    for numpy_exp in (True, False):
+        with mock.patch.object(typical, "_NUMPY_EXP_AVX512", numpy_exp):
+            kept = typical_keep_mask(scores, tau, keep) & (scores != -math.inf)
+        assert torch.equal(kept[~ambiguous], expected[~ambiguous]), numpy_exp
+
+
+def test_the_default_workspace_is_per_thread_and_can_be_released():
+    """Without a ``workspace`` argument each thread reuses its own buffers: threads running at once on
+    different inputs each get their own mask, and release_workspace frees the caller's."""
+    import threading
+
+    import mi_decode.typical as typical
+
+    inputs = [torch.randn(8, 4096, generator=torch.Generator().manual_seed(seed)) * 3 for seed in range(4)]
+    expected = [typical_keep_mask(scores, 0.9, workspace=TypicalWorkspace()) for scores in inputs]
+    results: dict[int, list[bool]] = {}
+    workspaces = {}
+
+    def work(index):
+        results[index] = [
+            torch.equal(typical_keep_mask(inputs[index], 0.9), expected[index]) for _ in range(20)
+        ]
+        workspaces[index] = typical._thread_workspace()
+
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(all(found) for found in results.values()) and len(results) == 4
+    assert len({id(workspace) for workspace in workspaces.values()}) == 4
+    mine = typical._thread_workspace()
+    typical.release_workspace()
+    assert typical._thread_workspace() is not mine

@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         length = dict(zip((example["id"] for example in examples), ids, strict=True))
         size = args.batch_size
         data_order = [ids[start : start + size] for start in range(0, len(ids), size)]
-        grouped = [[length[e["id"]] for e in batch] for batch in length_batches(context, task, examples, size)]
+        grouped = [
+            [length[e["id"]] for e in batch] for batch in length_batches(context, task, examples, size)
+        ]
         figures[task.name] = {
             "examples": len(examples),
             "real_tokens": sum(ids),

@@ -129,7 +129,9 @@ def check_model_source(name_or_path: str | os.PathLike) -> str:
     path = Path(name).expanduser()
     if path.exists():
         if path.is_dir() and not (path / "config.json").is_file():
-            raise FileNotFoundError(f"model directory {name} has no config.json (not a save_pretrained folder)")
+            raise FileNotFoundError(
+                f"model directory {name} has no config.json (not a save_pretrained folder)"
+            )
         return str(path)
     if name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:
         raise FileNotFoundError(f"model directory {name} does not exist")

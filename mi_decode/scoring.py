@@ -13,15 +13,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .templates import PromptTemplate
-
-if TYPE_CHECKING:
-    import torch
 
 
 def _inference_mode(function):
@@ -36,6 +32,7 @@ def _inference_mode(function):
             return function(*args, **kwargs)
 
     return wrapper
+
 
 CONTENT_FREE_INPUTS = ("", "N/A", "[MASK]")
 ANSWER_SCORES = ("first", "sum", "mean")

@@ -352,15 +352,18 @@ def test_choice_scores_match_separate_forwards(tiny):
     conditioned_rows = [batch[0], batch[0][:1], batch[0][:2]]
     unconditioned_rows = [batch[1], batch[1][:1], batch[1][:2]]
     many = candidate_scores_many(conditioned_rows, unconditioned_rows, tokens, config)
-    one_by_one = [candidate_scores(c, u, t, config) for c, u, t in zip(conditioned_rows, unconditioned_rows, tokens)]
+    one_by_one = [
+        candidate_scores(c, u, t, config)
+        for c, u, t in zip(conditioned_rows, unconditioned_rows, tokens, strict=True)
+    ]
     assert many == pytest.approx(one_by_one, abs=1e-5) and many[0] == pytest.approx(float(expected), abs=1e-4)
 
 
 def test_choice_methods_scored_together_equal_each_alone(tiny):
     """The choice kind runs every method from one forward; each method's records equal those it gets run
     alone (ragged candidate lengths, so the kept logits must line up per row)."""
-    from mi_decode.eval.kinds.choice import ChoiceKind
     from mi_decode.eval.kinds.base import EvalContext
+    from mi_decode.eval.kinds.choice import ChoiceKind
     from mi_decode.eval.suite import MethodSpec
 
     model, tokenizer = tiny

@@ -159,7 +159,9 @@ def test_summarization_report_regenerates_and_rouge_rescores_identically(data_di
     assert tuple(records_by_method) == GROUNDING_METHODS
     assert {len(records) for records in records_by_method.values()} == {100}
     assert {r["id"] for r in records_by_method["greedy"]} == {r["id"] for r in records_by_method["cad"]}
-    assert [c["baseline"] for c in task_results(SUMMARIZATION, "summarization", "cnndm")["paired_more"]] == ["cad"]
+    assert [c["baseline"] for c in task_results(SUMMARIZATION, "summarization", "cnndm")["paired_more"]] == [
+        "cad"
+    ]
     with (data_dir / "summarization" / "cnndm_cad_300.jsonl").open(encoding="utf-8") as file:
         references = {f"cnndm-{row['id']}": row["reference"] for row in map(json.loads, file)}
     rouge = METRICS.get("rouge")()

@@ -72,7 +72,9 @@ def candidate_scores_many(
             unconditioned = torch.stack([unconditioned_logits[k][i] for k in rows])
             scores = mi_amplify(scores, unconditioned, i + 1, config).scores
         targets = torch.stack([tokens[k][i] for k in rows])[:, None].to(scores.device)
-        for k, value in zip(rows, torch.log_softmax(scores, dim=-1).gather(1, targets)[:, 0].tolist()):
+        for k, value in zip(
+            rows, torch.log_softmax(scores, dim=-1).gather(1, targets)[:, 0].tolist(), strict=True
+        ):
             totals[k] += value
     return totals
 

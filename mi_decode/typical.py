@@ -16,11 +16,11 @@ from transformers import LogitsProcessor
 # Buckets of the |surprisal - entropy| histogram used to locate the cut without sorting the vocabulary.
 _NUM_BINS = 2048
 # Rows per chunk bound the workspace to ~35 MB. Its buffers are reused across calls: fresh multi-megabyte
-# temporaries are fresh mmaps whose page faults cost more than the arithmetic (8 x 49k on one core: 9 ms in
-# fresh 1M-element temporaries, 3.6 ms in 256k ones, less again in reused ones).
+# temporaries are fresh mmaps whose page faults cost about half the arithmetic again (64 x 49152 on one
+# thread: 30 ms reused, 45 ms fresh; benchmarks/profile_typical.py).
 _CHUNK_ELEMENTS = 1 << 20
-# numpy's float64 exp has an AVX-512 kernel (2.3x torch's on an AMD EPYC, 21 x 49152, one thread); without
-# AVX-512 torch's is used.
+# numpy's float64 exp has an AVX-512 kernel (1.9x torch's on an AMD EPYC: benchmarks/profile_typical.py);
+# without AVX-512 torch's is used.
 _NUMPY_EXP_AVX512 = bool(np._core._multiarray_umath.__cpu_features__.get("AVX512F"))
 
 

@@ -21,7 +21,10 @@ _NUM_BINS = 2048
 _CHUNK_ELEMENTS = 1 << 20
 # numpy's float64 exp has an AVX-512 kernel (1.9x torch's on an AMD EPYC: benchmarks/profile_typical.py);
 # without AVX-512 torch's is used.
-_NUMPY_EXP_AVX512 = bool(np._core._multiarray_umath.__cpu_features__.get("AVX512F"))
+try:  # numpy's private table of the CPU features it dispatches on (what numpy.show_runtime prints)
+    _NUMPY_EXP_AVX512 = bool(np._core._multiarray_umath.__cpu_features__.get("AVX512F"))
+except AttributeError:
+    _NUMPY_EXP_AVX512 = False
 
 
 def check_scores(scores: torch.Tensor, name: str = "scores") -> None:

@@ -556,6 +556,36 @@ def test_progress_bars_say_where_they_are_in_the_run_and_stay(tmp_path, suite_fi
     assert err.endswith("\n")
 
 
+def test_progress_bars_advance_by_whole_batches(tmp_path, suite_file, tiny, data_dir, monkeypatch):
+    """The bar moves once per batch by the records it wrote: tqdm redraws at most every 0.1 s, so one
+    update per record showed a batch of 8 as 1 done until the next batch came."""
+    import mi_decode.eval.engine as engine
+
+    updates = []
+
+    totals = []
+
+    class Recorder:
+        def __init__(self, total, **kwargs):
+            totals.append(total)
+
+        def update(self, count):
+            updates.append(count)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(engine, "tqdm", Recorder)
+    model, tokenizer = tiny
+    settings = EvalSettings(
+        suites=[str(suite_file)], output_dir=tmp_path, data_dir=str(data_dir), limit=5, batch_size=2,
+        methods=["greedy"], tasks=["memotrap"], progress=True,
+    )  # fmt: skip
+    run_evaluation(settings, model, tokenizer)
+    assert len(totals) == 1 and sum(updates) == totals[0] > 2
+    assert all(count == 2 for count in updates[:-1]) and updates[-1] in (1, 2), updates
+
+
 def test_generate_batches_group_prompts_by_tokens_not_characters(tiny):
     """A short text of many tokens (digits) and a long one of few (a repeated word): the engine's batches
     follow the token counts, which is what padding costs."""

@@ -235,13 +235,17 @@ def _run_methods(ctx, settings, state, suite, task, methods: list, examples, pla
             torch.manual_seed(settings.seed * 1_000_003 + j)
             records = kind.run_many(ctx, task, missing, batch)
             record_run_settings(settings.output_dir / suite.name, settings.run_settings(suite))
+            written = 0
             for method, method_records in zip(missing, records, strict=True):
                 for example, record in zip(batch, method_records, strict=True):
                     if example["id"] not in done[method.name]:
                         shards[method.name].append(
                             {"id": example["id"], "index": position[example["id"]], **record}
                         )
-                        bar.update(1)
+                        written += 1
+            # One update per batch: tqdm redraws at most every 0.1 s, so a burst of update(1) calls would leave
+            # the bar showing the burst's first record until the next batch (1 of 100 for 8 done).
+            bar.update(written)
     bar.close()
 
 

@@ -1,6 +1,6 @@
 """Why MI+CBM picks a weak template on CB: an analysis of committed prompt-selection records (no model).
 
-Reads ``<run>/prompt_selection/<task>/scores.part*.jsonl`` (per template: per-input per-choice answer
+Reads ``<run>/<suite>/<task>/scores.part*.jsonl`` (per template: per-input per-choice answer
 log-probs in the kind's one answer-score mode, ``mean``) and the labels from the data folder, and prints:
 class counts; MI's pick in X/A/P/PA against the oracle; MI = MDL_M under CBM; class balance of the answers;
 Spearman's rho between MI and macro-F1 across templates; what MI ranks under CBM (the spread of each
@@ -41,7 +41,8 @@ OTHER_TASKS = ("sst2", "agnews", "rte")
 
 def read_run(run: Path, task: str, data_dir: str) -> dict | None:
     """Template names, ``[T, X, Y]`` log-probs and ``[X]`` labels of one task of a run (None if absent)."""
-    files = sorted((run / "prompt_selection" / task).glob("scores.part*.jsonl"))
+    # <run>/<suite>/<task>/: the prompt_selection suite, or another suite such as cb_inputs.
+    files = sorted(run.glob(f"*/{task}/scores.part*.jsonl"))
     if not files:
         return None
     by_id = {}

@@ -261,6 +261,9 @@ def test_ctrl_c_during_eval_says_what_was_kept_and_how_to_resume(tmp_path, tiny_
             "--limit", "40", "--batch-size", "1", "--no-progress",
         ),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+        # As under a terminal. A shell without job control starts `cmd &` with SIGINT ignored (CI launched
+        # that way), the child inherits it, and Python then installs no KeyboardInterrupt handler.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None and _complete_lines(output) == 0:

@@ -10,15 +10,18 @@ time ratios and the largest log-prob differences:
 Workloads: SST-2 dev sentences x ``prompt_XX`` templates (single-token answers) and AG News test items x
 ``verbalizer*`` templates (multi-token answers such as "Science and technology").
 
-lm-eval is not a dependency of this project. To include it, install it into a separate virtual
-environment that also sees the project's packages, and run this script with that environment's python::
+lm-eval is not a dependency of this project. To include it, install it (0.4.13 measured the README's
+figures) into a separate virtual environment in the checkout, ``.venv-lmeval``, that also sees the project's
+``.venv`` packages, and run this script with that environment's python, from the checkout root::
 
-    python -m venv /tmp/lmeval-venv
+    .venv/bin/python -m venv .venv-lmeval
     site=$(.venv/bin/python -c 'import site; print(site.getsitepackages()[0])')
     echo "import site; site.addsitedir('$site')" \\
-        > "$(/tmp/lmeval-venv/bin/python -c 'import site; print(site.getsitepackages()[0])')/project.pth"
-    /tmp/lmeval-venv/bin/pip install --no-deps lm-eval
-    /tmp/lmeval-venv/bin/python benchmarks/bench_scoring.py --inputs 200 --templates 20
+        > "$(.venv-lmeval/bin/python -c 'import site; print(site.getsitepackages()[0])')/project.pth"
+    .venv-lmeval/bin/pip install --no-deps lm-eval==0.4.13
+    .venv-lmeval/bin/python benchmarks/bench_scoring.py --inputs 200 --templates 20
+
+The data are read from ``--data-dir``, else ``$MI_DECODE_DATA_DIR``, else the checkout's ``evals/data``.
 
 Usage (small, quick)::
 
@@ -44,7 +47,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import check_device, write_json  # noqa: E402
+from common import check_device, default_data_dir, write_json  # noqa: E402
 
 from mi_decode import load_model  # noqa: E402
 from mi_decode.eval.data.prompt_selection import load_task, resolve_data_dir, task_templates_path  # noqa: E402
@@ -116,7 +119,11 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--skip-lm-eval", action="store_true")
-    parser.add_argument("--data-dir", default=None, help="evaluation data (default: $MI_DECODE_DATA_DIR)")
+    parser.add_argument(
+        "--data-dir",
+        default=default_data_dir(),
+        help="evaluation data (default: $MI_DECODE_DATA_DIR, else the checkout's evals/data)",
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", help="also write the figures to this JSON file")

@@ -8,7 +8,7 @@
 Inside each, the contenders alternate so that machine load hits all of them; each prints ratios against its
 anchor. Run it alone on the machine (the vLLM environment that ``scripts/vllm.sh`` builds)::
 
-    .venv-vllm/bin/python benchmarks/bench_vllm.py --data-dir ../shared/data
+    .venv-vllm/bin/python benchmarks/bench_vllm.py --data-dir evals/data
 
 On a GPU machine (``MI_DECODE_VLLM_PACKAGE=vllm==0.32.0 bash scripts/vllm.sh`` builds the environment) the
 same command measures there.
@@ -28,7 +28,11 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=None, help="evaluation data (default: $MI_DECODE_DATA_DIR)")
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="evaluation data for vllm_scoring.py (default: $MI_DECODE_DATA_DIR, else the checkout's evals/data)",
+    )
     parser.add_argument("--only", choices=("typical", "scoring", "mi"), nargs="+", default=None)
     args = parser.parse_args()
     env = {

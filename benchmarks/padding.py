@@ -6,18 +6,23 @@ way the engine cuts them (``mi_decode.eval.engine.length_batches``). The padding
 left-padded batch holds (rows x its longest prompt) over the real tokens; 1.0 is no padding. It counts,
 it does not time, so it needs no quiet machine.
 
-Usage::
+Usage (the data are read from ``--data-dir``, else ``$MI_DECODE_DATA_DIR``, else the checkout's
+``evals/data``)::
 
-    python benchmarks/padding.py --data-dir ../shared/data                  # grounding, batch 8
-    python benchmarks/padding.py --suite summarization --batch-size 8 --limit 100 --data-dir ../shared/data
+    python benchmarks/padding.py --data-dir evals/data                  # grounding, batch 8
+    python benchmarks/padding.py --suite summarization --batch-size 8 --limit 100 --data-dir evals/data
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# The evaluation data of this checkout, found from this file's place so any working directory works.
+CHECKOUT_DATA_DIR = Path(__file__).resolve().parents[1] / "evals" / "data"
 
 
 def padding_ratio(lengths_by_batch: list[list[int]]) -> float:
@@ -36,7 +41,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--suite", default="grounding")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--limit", type=int, default=None, help="examples per task (default: the suite's)")
-    parser.add_argument("--data-dir", default=os.environ.get("MI_DECODE_DATA_DIR"))
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("MI_DECODE_DATA_DIR", "").strip() or str(CHECKOUT_DATA_DIR),
+        help="evaluation data (default: $MI_DECODE_DATA_DIR, else the checkout's evals/data)",
+    )
     args = parser.parse_args(argv)
 
     from transformers import AutoTokenizer

@@ -10,7 +10,7 @@ one repeat, to check that everything runs, not to measure: on the CPU its bench_
 Llama (the same code path as the 1B one), so the whole run takes about a minute.
 
     python benchmarks/run_all.py --device cuda --out results.json
-    python benchmarks/run_all.py --device cpu --quick --out /tmp/quick.json
+    python benchmarks/run_all.py --device cpu --quick --out quick.json
 """
 
 from __future__ import annotations

@@ -20,10 +20,11 @@ Only whole KV blocks are cached. The engine is ``mi_decode.vllm.scoring.load_llm
 uses 32-token blocks; ``--block-size 128`` (vLLM's CPU default, longer than most of these prompts) shows
 the cache reusing almost nothing.
 
-Usage (the vLLM environment; one engine per run; the defaults are ``bench_scoring.py``'s README workload)::
+Usage (the vLLM environment; one engine per run; the defaults are ``bench_scoring.py``'s README workload;
+the data are read from ``--data-dir``, else ``$MI_DECODE_DATA_DIR``, else the checkout's ``evals/data``)::
 
-    .venv-vllm/bin/python benchmarks/vllm_scoring.py --data-dir ../shared/data
-    .venv-vllm/bin/python benchmarks/vllm_scoring.py --data-dir ../shared/data --block-size 128
+    .venv-vllm/bin/python benchmarks/vllm_scoring.py --data-dir evals/data
+    .venv-vllm/bin/python benchmarks/vllm_scoring.py --data-dir evals/data --block-size 128
 """
 
 from __future__ import annotations
@@ -33,9 +34,14 @@ import datetime
 import os
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import default_data_dir  # noqa: E402
 
 MODES = ("first", "sum", "mean")
 
@@ -84,7 +90,11 @@ def main() -> None:
     )
     parser.add_argument("--perplexity", action="store_true", help="also score the prompts' perplexities")
     parser.add_argument("--skip-per-choice", action="store_true", help="leave out the per-choice vLLM run")
-    parser.add_argument("--data-dir", default=None, help="evaluation data (default: $MI_DECODE_DATA_DIR)")
+    parser.add_argument(
+        "--data-dir",
+        default=default_data_dir(),
+        help="evaluation data (default: $MI_DECODE_DATA_DIR, else the checkout's evals/data)",
+    )
     args = parser.parse_args()
 
     import torch

@@ -14,7 +14,9 @@ Run from the repository root, in the project's environment (``source .venv/bin/a
 core with the 56 committed CB inputs, a few minutes with 306):
 
     HF_HUB_OFFLINE=1 python evals/analysis/cb_selection.py \
-        --run evals/reports/2026-11-30-smollm2-cpu-prompt_selection --data-dir ../shared/data
+        --run evals/reports/2026-11-30-smollm2-cpu-prompt_selection --data-dir evals/data
+
+The labels are read from ``--data-dir``, else ``$MI_DECODE_DATA_DIR``, else the checkout's ``evals/data``.
 
 On a run of evals/tuning/cb_inputs.yaml (306 CB inputs: val, then train) it adds the val/train subsets and
 selected/oracle on random subsets of 56, 112 and 200 inputs. ``--resamples`` sets the bootstrap size.
@@ -33,6 +35,9 @@ from scipy.stats import spearmanr
 from mi_decode import selection
 from mi_decode.eval.data.prompt_selection import load_task, task_templates_path
 from mi_decode.eval.metrics.stats import macro_f1
+
+# The evaluation data of this checkout, found from this file's place so any working directory works.
+CHECKOUT_DATA_DIR = Path(__file__).resolve().parents[2] / "evals" / "data"
 
 SETTINGS = ("X", "A", "P", "PA")
 CB_CLASSES = ("entailment", "contradiction", "neutral")
@@ -170,7 +175,11 @@ def answer_token_counts(names: list[str], num_inputs: int, data_dir: str, split:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", default="evals/reports/2026-11-30-smollm2-cpu-prompt_selection")
-    parser.add_argument("--data-dir", default=os.environ.get("MI_DECODE_DATA_DIR", "../shared/data"))
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("MI_DECODE_DATA_DIR", "").strip() or str(CHECKOUT_DATA_DIR),
+        help="evaluation data (default: $MI_DECODE_DATA_DIR, else the checkout's evals/data)",
+    )
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-modes", action="store_true", help="skip the answer-score-mode section")

@@ -15,9 +15,16 @@ Where the built-in sets come from, in this order:
 
 1. the ``data_dir`` argument (the CLI's ``--data-dir``);
 2. the environment variable ``MI_DECODE_DATA_DIR``;
-3. the Hugging Face Hub, by dataset name, through ``datasets.load_dataset`` (what a networked user gets).
+3. the ``evals/data`` folder of the mi_decode checkout: the one the current directory is in, else the one
+   the package is installed from (editable);
+4. the quick subsets bundled in the package (:mod:`mi_decode.eval.data.bundled`), for the requests they
+   cover (``--quick``);
+5. the Hugging Face Hub, by dataset name, through ``datasets.load_dataset`` (what a networked user gets).
 
-A data folder is laid out like the project's ``shared/data`` (its README lists sources and licences)::
+``data_dir="hub"`` (``--data-dir hub``, ``MI_DECODE_DATA_DIR=hub``) skips 3 and 4: the Hub only.
+
+A data folder is laid out like the repository's ``evals/data`` (its README lists sources, licences, row
+counts and hashes)::
 
     grounding/nqswap/nqswap.jsonl.gz
     grounding/memotrap/{1-proverb-ending,2-proverb-translation,3-hate-speech-ending,
@@ -25,6 +32,7 @@ A data folder is laid out like the project's ``shared/data`` (its README lists s
     summarization/cnndm_cad_300.jsonl
     open_ended/{wikitext,book}_prompts.jsonl
     prompt_selection/data/{sst2/stsa.binary.dev,agnews/test.csv,cb/val.jsonl,rte/val.jsonl}
+    prompt_selection/templates/<dataset>/templates.yaml
 
 Hub equivalents:
 
@@ -57,6 +65,7 @@ from typing import Any
 
 from ..registry import DATA, SuiteError
 from . import generic, grounding, open_ended, pope, prompt_selection, summarization  # noqa: F401  (registering)
+from .bundled import bundled_examples
 from .common import (
     DATA_DIR_ENV,
     FIELD_CHECKS,
@@ -68,6 +77,7 @@ from .common import (
     check_limit,
     resolve_data_dir,
     unique_ids,
+    wants_hub,
 )  # fmt: skip
 from .generic import load_generic
 from .grounding import MemoTrapSplit, detect_memotrap_task, load_memotrap, load_nqswap, split_memotrap_prompt
@@ -174,7 +184,11 @@ def load_data(
     if isinstance(spec, str):
         loader = DATA.get(spec)
         _check_options(spec, loader, options, "")
-        examples = loader(data_dir, limit, **options)
+        examples = None
+        if resolve_data_dir(data_dir) is None and not wants_hub(data_dir):
+            examples = bundled_examples(spec, options, limit)  # None where the bundle does not cover it
+        if examples is None:
+            examples = loader(data_dir, limit, **options)
         source = spec
 
         def locate(index: int) -> tuple[int, str]:

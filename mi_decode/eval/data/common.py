@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 DATA_DIR_ENV = "MI_DECODE_DATA_DIR"
+# `--data-dir hub` (or $MI_DECODE_DATA_DIR=hub): no local folder, the Hub copies (a folder named hub: ./hub).
+HUB = "hub"
 
 NQSWAP_FILE = "grounding/nqswap/nqswap.jsonl.gz"
 MEMOTRAP_FILES = {
@@ -80,7 +82,10 @@ class _RowProblem(ValueError):
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
-    """The data folder to read: ``data_dir``, else ``$MI_DECODE_DATA_DIR``, else ``None`` (use the Hub).
+    """The data folder to read: ``data_dir``, else ``$MI_DECODE_DATA_DIR``, else the ``evals/data`` of the
+    mi_decode checkout (:func:`checkout_data_dir`), else ``None``: the quick subsets bundled with the package
+    where they cover the request (:mod:`mi_decode.eval.data.bundled`), then the Hub. ``"hub"`` (argument or
+    variable) also gives ``None`` and skips the checkout and the bundled subsets.
 
     Raises:
         DataNotFoundError: the folder given (by argument or environment variable) is not a directory.
@@ -92,27 +97,59 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
     >>> from mi_decode.eval.data import resolve_data_dir
     >>> resolve_data_dir(os.curdir).is_dir()
     True
+    >>> resolve_data_dir("hub") is None
+    True
 
     ```
     """
     if data_dir is not None:
+        if str(data_dir) == HUB:
+            return None
         path = Path(data_dir).expanduser()
         if not path.is_dir():
             raise DataNotFoundError(f"data_dir {str(path)!r} is not a directory")
         return path
     from_env = os.environ.get(DATA_DIR_ENV, "").strip()
+    if from_env == HUB:
+        return None
     if from_env:
         path = Path(from_env).expanduser()
         if not path.is_dir():
             raise DataNotFoundError(f"${DATA_DIR_ENV}={from_env!r} is not a directory")
         return path
+    return checkout_data_dir()
+
+
+def wants_hub(data_dir: str | os.PathLike | None = None) -> bool:
+    """Whether ``hub`` was asked for, by argument or, without one, by ``$MI_DECODE_DATA_DIR``."""
+    chosen = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV, "").strip()
+    return str(chosen) == HUB
+
+
+def checkout_data_dir() -> Path | None:
+    """``evals/data`` of the mi_decode checkout the current directory is in, else of the one the package is
+    installed from (editable); ``None`` for an installed wheel run outside a checkout.
+
+    Example:
+        >>> from mi_decode.eval.data.common import checkout_data_dir
+        >>> folder = checkout_data_dir()
+        >>> folder is None or (folder.parent.name, folder.name) == ("evals", "data")
+        True
+    """
+    here = Path.cwd()
+    for root in (here, *here.parents, Path(__file__).resolve().parents[3]):
+        if (root / "mi_decode" / "__init__.py").is_file() and (
+            root / "evals" / "data" / "README.md"
+        ).is_file():
+            return root / "evals" / "data"
     return None
 
 
 def how_to_pass(relative: str) -> str:
     return (
-        f"Pass data_dir=DIR (CLI: --data-dir DIR) or set {DATA_DIR_ENV}=DIR, where DIR is a folder laid out "
-        f"like the project's shared/data (see its README), containing DIR/{relative}."
+        f"Pass --data-dir DIR (Python: data_dir=DIR), set {DATA_DIR_ENV}=DIR, or run from a checkout of "
+        f"mi_decode, whose evals/data is read by default; DIR is a folder laid out like that evals/data (see "
+        f"its README), containing DIR/{relative}. The quick subsets bundled with the package cover --quick only."
     )
 
 

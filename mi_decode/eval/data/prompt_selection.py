@@ -25,6 +25,7 @@ from typing import Any
 
 from ..registry import register_data
 from . import common
+from .bundled import TEMPLATES, bundled_templates
 from .common import DataFileError, _RowProblem, check_limit
 from .reading import FileFormat, convert_rows, csv_format, json_lines_format, read_rows, text_format
 
@@ -60,13 +61,13 @@ class TaskFileError(DataFileError):
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The evaluation data folder: ``data_dir``, else ``$MI_DECODE_DATA_DIR`` (see
-    :func:`mi_decode.eval.data.resolve_data_dir`). The prompt-selection sets have no Hub copy, so a missing
-    folder is an error."""
+    """The evaluation data folder (see :func:`mi_decode.eval.data.resolve_data_dir`). The prompt-selection
+    sets have no Hub copy, so a missing folder is an error."""
     folder = common.resolve_data_dir(data_dir)
     if folder is None:
         raise common.DataNotFoundError(
-            f"no data folder given: pass `data_dir` (CLI: --data-dir DIR) or set ${common.DATA_DIR_ENV}"
+            "no data folder given for the prompt-selection sets (they have no Hub copy). "
+            + common.how_to_pass("prompt_selection/data")
         )
     return folder
 
@@ -78,14 +79,24 @@ def _check_task(task: str) -> str:
 
 
 def task_templates_path(task: str, data_dir: str | os.PathLike | None = None) -> Path:
-    """The promptsource ``templates.yaml`` for a task (``"sst2"``, ``"agnews"``, ``"cb"`` or ``"rte"``)."""
-    return (
-        resolve_data_dir(data_dir)
-        / "prompt_selection"
-        / "templates"
-        / TASKS[_check_task(task)][1]
-        / "templates.yaml"
-    )
+    """The promptsource ``templates.yaml`` for a task (``"sst2"``, ``"agnews"``, ``"cb"`` or ``"rte"``): the
+    data folder's, else the copy bundled in the package.
+
+    Example:
+        >>> from mi_decode.eval.data.prompt_selection import task_templates_path
+        >>> task_templates_path("sst2").parts[-3:]
+        ('glue', 'sst2', 'templates.yaml')
+    """
+    relative = f"{TASKS[_check_task(task)][1]}/templates.yaml"
+    folder = common.resolve_data_dir(data_dir)
+    if folder is not None and (folder / TEMPLATES / relative).is_file():
+        return folder / TEMPLATES / relative
+    bundled = bundled_templates(relative)
+    if bundled is None:
+        raise common.DataNotFoundError(
+            f"no templates for {task}: the package's bundled copy is missing. {common.how_to_pass(TEMPLATES)}"
+        )
+    return bundled
 
 
 def load_task(
@@ -109,7 +120,7 @@ def load_task(
 
     Example:
         >>> from mi_decode.eval.data.prompt_selection import load_task
-        >>> examples = load_task("sst2", "../shared/data", limit=2)  # doctest: +SKIP
+        >>> examples = load_task("sst2", "evals/data", limit=2)  # doctest: +SKIP
         >>> sorted(examples[0])  # doctest: +SKIP
         ['label', 'sentence']
     """

@@ -11,7 +11,6 @@ from pathlib import Path
 
 DEFAULT_SUITES = ("grounding", "summarization", "open_ended", "prompt_selection")
 DATA_DIR_ENV = "MI_DECODE_DATA_DIR"  # the name mi_decode.eval.data reads (not imported: --help stays fast)
-DEFAULT_DATA_DIR = Path("..") / "shared" / "data"  # the data folder beside a checkout
 
 
 def shipped_suites() -> list[str]:
@@ -26,30 +25,40 @@ def shipped_suites() -> list[str]:
 
 
 def resolve_data_dir(data_dir: str | None) -> str | None:
-    """The data folder of a run: ``--data-dir``, else ``$MI_DECODE_DATA_DIR``, else ``../shared/data`` when it
-    exists (beside a checkout), else ``None`` (the data sets that have a Hub copy load from the Hub).
+    """The data folder of a run: ``--data-dir``, else ``$MI_DECODE_DATA_DIR``, else the checkout's
+    ``evals/data`` (relative to the current directory when it is inside it), else ``None`` (the quick subsets
+    bundled in the package, then the Hub). ``hub`` stays ``hub``: the Hub only.
 
     Example:
         >>> import os
         >>> from mi_decode.eval.cli import resolve_data_dir
         >>> resolve_data_dir(os.curdir) == os.curdir
         True
+        >>> resolve_data_dir("hub")
+        'hub'
         >>> resolve_data_dir("no-such-folder")
         Traceback (most recent call last):
         ValueError: --data-dir no-such-folder is not a directory
     """
+    from .data.common import HUB, checkout_data_dir
+
     if data_dir is not None:
-        if not Path(data_dir).expanduser().is_dir():
+        if data_dir != HUB and not Path(data_dir).expanduser().is_dir():
             raise ValueError(f"--data-dir {data_dir} is not a directory")
         return data_dir
     from_env = os.environ.get(DATA_DIR_ENV, "").strip()
     if from_env:
-        if not Path(from_env).expanduser().is_dir():
+        if from_env != HUB and not Path(from_env).expanduser().is_dir():
             raise ValueError(
                 f"${DATA_DIR_ENV}={from_env} is not a directory; set it to the data folder or unset it"
             )
         return from_env
-    return str(DEFAULT_DATA_DIR) if DEFAULT_DATA_DIR.is_dir() else None
+    folder = checkout_data_dir()
+    if folder is None:
+        return None
+    folder = folder.resolve()
+    inside = Path.cwd().resolve() in folder.parents
+    return os.path.relpath(folder) if inside else str(folder)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,8 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
         default=None,
-        help=f"folder laid out like shared/data (default: ${DATA_DIR_ENV}, else {DEFAULT_DATA_DIR} if it exists, "
-        "else the Hub copies of the data sets that have one)",
+        help=f"folder laid out like the repository's evals/data, or 'hub' for the Hub copies only (default: "
+        f"${DATA_DIR_ENV}, else the evals/data of the mi_decode checkout, else the quick subsets bundled in "
+        "the package, then the Hub)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument(

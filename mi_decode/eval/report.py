@@ -300,11 +300,13 @@ def summary_text(results: dict) -> str:
 
 def _data_dir_line(settings: dict) -> str:
     data_dir = settings.get("data_dir")
+    if data_dir == "hub":
+        return "- Data: the Hugging Face Hub copies (`--data-dir hub`)"
     if data_dir:
         return f"- Data directory: `{data_dir}`"
     return (
-        "- Data directory: none given (`--data-dir` unset), so `$MI_DECODE_DATA_DIR` if it was set, else the "
-        "Hugging Face Hub"
+        "- Data: no data folder given or found, so the quick subsets bundled in the mi_decode package where "
+        "they cover the run, else the Hugging Face Hub"
     )
 
 

@@ -81,11 +81,32 @@ def embedded():
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The evaluation data folder: $MI_DECODE_DATA_DIR, else ../shared/data beside the checkout."""
-    path = Path(os.environ.get("MI_DECODE_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+    """The evaluation data folder: $MI_DECODE_DATA_DIR, else the repository's evals/data."""
+    path = Path(os.environ.get("MI_DECODE_DATA_DIR") or REPO_ROOT / "evals" / "data")
     if not (path / "README.md").is_file():
         pytest.fail(f"evaluation data not found at {path}; set MI_DECODE_DATA_DIR")
     return path
+
+
+@pytest.fixture
+def network_attempts(monkeypatch) -> list:
+    """Every name lookup or connection the test makes, refused and recorded: a check that an offline
+    failure asks the network nothing (and so cannot spend time in retries), whatever the machine's load."""
+    import socket
+
+    attempts = []
+
+    def refuse(kind):
+        def call(*args, **kwargs):
+            attempts.append((kind, args[1:] if kind == "connect" else args))
+            raise OSError(f"network use in a test: {kind}")
+
+        return call
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse("getaddrinfo"))
+    monkeypatch.setattr(socket.socket, "connect", refuse("connect"))
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse("connect"))
+    return attempts
 
 
 @pytest.fixture(scope="session")

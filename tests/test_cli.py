@@ -116,15 +116,12 @@ def test_a_missing_model_directory_is_named(capsys, tmp_path, monkeypatch):
     assert "model directory ./nonexistent does not exist" in capsys.readouterr().err
 
 
-def test_an_unknown_hub_id_offline_fails_fast_and_names_the_option(capsys, monkeypatch):
-    import time
-
+def test_an_unknown_hub_id_offline_fails_without_asking_the_network(capsys, monkeypatch, network_attempts):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    start = time.monotonic()
     assert main(["generate", "--prompt", "x", "--model", "no-such-org/x"]) == 2
-    assert time.monotonic() - start < 10
+    assert network_attempts == []  # no request, so no retries
     err = capsys.readouterr().err
     assert "cannot be reached" in err and "--model" in err and len(err.strip().splitlines()) == 1
 
@@ -193,7 +190,10 @@ def test_eval_help_lists_the_shipped_suites_and_the_default_output_dir(capsys):
     shipped = sorted(path.stem for path in (Path(mi_decode.eval.__file__).parent / "suites").glob("*.yaml"))
     assert f"shipped: {', '.join(shipped)}" in help_text
     assert "default: outputs/eval" in help_text
-    assert "$MI_DECODE_DATA_DIR, else ../shared/data" in help_text
+    assert (
+        "$MI_DECODE_DATA_DIR, else the evals/data of the mi_decode checkout, else the quick subsets"
+        in help_text
+    )
 
 
 def test_generate_help_documents_mi_none(capsys):

@@ -89,6 +89,8 @@ def test_missing_options_files_and_folder(pope_dir, monkeypatch):
         load_data("pope", data_dir=pope_dir, options={**OPTIONS, "questions": "pope/nope.json"})
     with pytest.raises(DataNotFoundError, match="POPE image folder not found"):
         load_data("pope", data_dir=pope_dir, options={**OPTIONS, "images": "pope/nope"})
-    monkeypatch.delenv(data_common.DATA_DIR_ENV, raising=False)
+    monkeypatch.setenv(
+        data_common.DATA_DIR_ENV, "hub"
+    )  # no local folder: not even this checkout's evals/data
     with pytest.raises(DataNotFoundError, match="not on the Hub: pass --data-dir DIR"):
         load_data("pope", options=OPTIONS)

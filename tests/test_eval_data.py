@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
+from test_data_files import TABLE as DATA_FILES
 
 from mi_decode.eval.data import (
     MEMOTRAP_TASKS,
@@ -51,28 +52,19 @@ def datasets_cache(tmp_path_factory):
 
 
 def readme_row_counts(data_dir: Path) -> dict[str, list[int]]:
-    """The `rows` column of the README's table, by folder/file cell: "860 / 843 / 100 / 736" -> 4 counts."""
-    counts = {}
-    for line in (data_dir / "README.md").read_text().splitlines():
-        cells = [cell.strip() for cell in line.split("|")]
-        if len(cells) > 4 and cells[1].startswith("`"):
-            numbers = cells[3].split("(")[0]  # "4,746 (1,667 questions)": the rows, not the questions
-            counts[cells[1].strip("`")] = [int(n.replace(",", "")) for n in re.findall(r"[\d,]+", numbers)]
+    """The `rows` column of evals/data/README.md's file table, by file, plus "grounding/memotrap/": the four
+    MemoTrap files' counts in MEMOTRAP_TASKS order."""
+    rows = {row["file"].strip("`"): int(row["rows"]) for row in DATA_FILES if row["rows"] != "-"}
+    counts = {relative: [count] for relative, count in rows.items()}
+    counts["grounding/memotrap/"] = [rows[MEMOTRAP_FILES[task]] for task in MEMOTRAP_TASKS]
     return counts
 
 
 def readme_prompt_selection_counts(data_dir: Path) -> dict[str, int]:
-    """ "SST-2 dev 872, AG News test 7,600, CB val 56, RTE val 277" from the prompt_selection/data/ row."""
-    row = next(
-        line
-        for line in (data_dir / "README.md").read_text().splitlines()
-        if "`prompt_selection/data/`" in line
-    )
-    names = {"SST-2 dev": "sst2", "AG News test": "agnews", "CB val": "cb", "RTE val": "rte"}
-    return {
-        task: int(re.search(rf"{name} ([\d,]+)", row).group(1).replace(",", ""))
-        for name, task in names.items()
-    }
+    """The README's row counts of the prompt-selection tasks' evaluation files (SST-2 dev, AG News test, CB and
+    RTE val)."""
+    counts = readme_row_counts(data_dir)
+    return {task: counts[f"prompt_selection/data/{file}"][0] for task, (file, _) in TASKS.items()}
 
 
 @pytest.fixture(scope="module")
@@ -266,7 +258,7 @@ def test_env_var_is_used_when_no_data_dir_is_given(data_dir, monkeypatch):
 
 
 def test_without_folder_or_hub_the_error_says_what_to_pass(monkeypatch):
-    monkeypatch.delenv(eval_data.DATA_DIR_ENV, raising=False)
+    monkeypatch.setenv(eval_data.DATA_DIR_ENV, "hub")  # no folder, not even this checkout's evals/data
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for load, relative in [(load_nqswap, NQSWAP_FILE), (load_memotrap, "grounding/memotrap/*.csv")]:
         with pytest.raises(DataNotFoundError) as caught:
@@ -312,7 +304,7 @@ def test_hub_rows_are_converted_like_files(data_dir, monkeypatch, caplog):
         requested.append((path, name, split))
         return datasets.Dataset.from_list(hub_tables[path])
 
-    monkeypatch.delenv(eval_data.DATA_DIR_ENV, raising=False)
+    monkeypatch.setenv(eval_data.DATA_DIR_ENV, "hub")  # no local folder: not even this checkout's evals/data
     monkeypatch.setattr(eval_data, "hub_unavailable", lambda repo: None)
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
 
@@ -350,7 +342,7 @@ def test_hub_probe_failure_is_fast_and_says_what_to_pass(monkeypatch):
     def must_not_run(*args, **kwargs):
         raise AssertionError("datasets.load_dataset was called although the Hub is unreachable")
 
-    monkeypatch.delenv(eval_data.DATA_DIR_ENV, raising=False)
+    monkeypatch.setenv(eval_data.DATA_DIR_ENV, "hub")  # no local folder: not even this checkout's evals/data
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)

@@ -153,7 +153,7 @@ def test_task_files_report_file_and_line(tmp_path):
 
 
 def test_data_dir_resolution(monkeypatch, tmp_path):
-    monkeypatch.delenv("MI_DECODE_DATA_DIR", raising=False)
+    monkeypatch.setenv("MI_DECODE_DATA_DIR", "hub")  # no local folder, whatever checkout this runs in
     with pytest.raises(FileNotFoundError, match="no data folder"):
         resolve_data_dir()
     monkeypatch.setenv("MI_DECODE_DATA_DIR", str(tmp_path))

@@ -153,7 +153,11 @@ def test_report_records_the_data_directory(tmp_path):
     text = write_report(make_results(), tmp_path, "mi-decode eval").read_text()
     assert "- Data directory: `/data/here`" in text
     text = write_report(make_results(data_dir=None), tmp_path, "mi-decode eval").read_text()
-    assert "- Data directory: none given (`--data-dir` unset)" in text and "MI_DECODE_DATA_DIR" in text
+    assert (
+        "- Data: no data folder given or found, so the quick subsets bundled in the mi_decode package" in text
+    )
+    text = write_report(make_results(data_dir="hub"), tmp_path, "mi-decode eval").read_text()
+    assert "- Data: the Hugging Face Hub copies (`--data-dir hub`)" in text
 
 
 def test_report_defines_every_column_and_row_in_a_line(tmp_path):

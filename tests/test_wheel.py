@@ -38,26 +38,70 @@ def test_wheel_ships_its_suites_and_metric_modules():
     assert (package / "py.typed").is_file()
 
 
+def build_wheel(out: Path) -> Path:
+    """This checkout's wheel, built into ``out`` (without build isolation where setuptools is at hand)."""
+    import importlib.util
+
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO_ROOT)]
+    if importlib.util.find_spec("setuptools"):
+        command.append("--no-build-isolation")
+    subprocess.run(command, check=True, capture_output=True, timeout=600)
+    (wheel,) = out.glob("mi_decode-*.whl")
+    return wheel
+
+
+def fresh_venv_with(wheel: Path, folder: Path) -> Path:
+    """A new venv holding the wheel, installed by pip; its dependencies are this environment's, seen through
+    a .pth file (a path line adds the folder only, so this environment's editable mi_decode stays out)."""
+    import sysconfig
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True, timeout=300)
+    python = folder / "bin" / "python"
+    pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps"]
+    subprocess.run([*pip, str(wheel)], check=True, capture_output=True, timeout=600)
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    parents = dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])
+    (Path(site) / "_dependencies.pth").write_text("\n".join(parents) + "\n")
+    return folder / "bin"
+
+
 @pytest.mark.embedded
-def test_grounding_eval_from_outside_the_checkout(tmp_path, data_dir):
-    """`mi-decode eval --suites grounding --limit 2 --data-dir ...` from a folder outside the checkout."""
-    command = [
-        str(Path(sys.executable).parent / "mi-decode"),
-        "eval",
-        "--suites",
-        "grounding",
-        "--limit",
-        "2",
-    ]
-    command += ["--data-dir", str(data_dir), "--output-dir", "out", "--no-progress"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+def test_the_installed_wheel_runs_the_quick_eval_offline_outside_any_checkout(tmp_path):
+    """The wheel, pip-installed into a new venv, run from an empty folder with HF_HUB_OFFLINE=1 and no data
+    folder: `mi-decode eval --quick` reads the quick subsets bundled in the package and writes its report.
+    The whole quick evaluation runs in the wheel stage (scripts/floor.sh); the editable stage runs its
+    prompt-selection suite, so that each stage builds and installs the wheel."""
+    bin_dir = fresh_venv_with(build_wheel(tmp_path / "dist"), tmp_path / "venv")
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     env.pop("MI_DECODE_DATA_DIR", None)
-    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    where = subprocess.run(
+        [str(bin_dir / "python"), "-c", "import mi_decode; print(mi_decode.__file__)"],
+        cwd=work, env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert Path(where).is_relative_to(tmp_path / "venv"), where
+    command = [str(bin_dir / "mi-decode"), "eval", "--quick", "--output-dir", "out", "--no-progress"]
+    if not EXPECT_WHEEL:
+        command += ["--suites", "prompt_selection"]
+    result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
-    out = tmp_path / "out"
+    out = work / "out"
     results = json.loads((out / "results.json").read_text())
-    grounding = results["suites"]["grounding"]
-    assert grounding["nqswap"]["methods"]["greedy"]["n"] == 2
-    assert grounding["memotrap"]["methods"]["cad"]["n"] == 8  # 2 per MemoTrap file
-    assert "## grounding / nqswap" in (out / "report.md").read_text()
+    assert results["settings"]["data_dir"] is None
+    report = (out / "report.md").read_text()
+    assert "quick subsets bundled in the mi_decode package" in report
+    suites = (
+        ["prompt_selection"]
+        if not EXPECT_WHEEL
+        else ["grounding", "summarization", "open_ended", "prompt_selection"]
+    )
+    assert sorted(results["suites"]) == sorted(suites)
+    if EXPECT_WHEEL:
+        assert results["suites"]["grounding"]["nqswap"]["methods"]["greedy"]["n"] == 8  # its quick_limit
+        assert "## grounding / nqswap" in report
     assert sorted(path.name for path in out.glob("*.png"))
+    assert sorted(path.name for path in work.iterdir()) == ["out"]

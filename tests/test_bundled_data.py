@@ -4,12 +4,18 @@ are used only where no data folder is given or found."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from mi_decode.eval.data import DataNotFoundError, common, load_data
-from mi_decode.eval.data.bundled import BUDGET_BYTES, BUNDLED_DIR, build, bundled_examples, digest
+from mi_decode.eval.data.bundled import BUDGET_BYTES, BUNDLED_DIR, bundled_examples
 from mi_decode.eval.data.prompt_selection import TASKS, task_templates_path
 from mi_decode.eval.suite import available_suites, load_suite
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from bundle_data import build, digest  # noqa: E402  (the builder is a script: not in the wheel)
 
 
 def quick_tasks():

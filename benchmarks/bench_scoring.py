@@ -47,7 +47,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import check_device, default_data_dir, write_json  # noqa: E402
+from common import check_device, write_json  # noqa: E402
 
 from mi_decode import load_model  # noqa: E402
 from mi_decode.eval.data.prompt_selection import load_task, resolve_data_dir, task_templates_path  # noqa: E402
@@ -121,7 +121,7 @@ def parse_args(argv=None):
     parser.add_argument("--skip-lm-eval", action="store_true")
     parser.add_argument(
         "--data-dir",
-        default=default_data_dir(),
+        default=None,
         help="evaluation data (default: $MI_DECODE_DATA_DIR, else the checkout's evals/data)",
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])

@@ -56,15 +56,6 @@ RANDOM_LLAMAS = {
 }  # fmt: skip
 MODELS = ("embedded", *RANDOM_LLAMAS)
 
-# The evaluation data of this checkout, found from this file's place so any working directory works. The
-# default --data-dir of the scripts that read data; --data-dir or $MI_DECODE_DATA_DIR overrides it.
-CHECKOUT_DATA_DIR = Path(__file__).resolve().parents[1] / "evals" / "data"
-
-
-def default_data_dir() -> str:
-    """The default ``--data-dir``: ``$MI_DECODE_DATA_DIR`` when set, else the checkout's ``evals/data``."""
-    return os.environ.get("MI_DECODE_DATA_DIR", "").strip() or str(CHECKOUT_DATA_DIR)
-
 
 def long_context_ids(tokenizer, passage_tokens: int = 800, question_tokens: int = 30):
     """``(conditioned, unconditioned)`` token-id lists: the passage cut to ``passage_tokens`` followed by the

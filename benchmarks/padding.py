@@ -17,12 +17,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-# The evaluation data of this checkout, found from this file's place so any working directory works.
-CHECKOUT_DATA_DIR = Path(__file__).resolve().parents[1] / "evals" / "data"
 
 
 def padding_ratio(lengths_by_batch: list[list[int]]) -> float:
@@ -43,7 +39,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--limit", type=int, default=None, help="examples per task (default: the suite's)")
     parser.add_argument(
         "--data-dir",
-        default=os.environ.get("MI_DECODE_DATA_DIR", "").strip() or str(CHECKOUT_DATA_DIR),
+        default=None,
         help="evaluation data (default: $MI_DECODE_DATA_DIR, else the checkout's evals/data)",
     )
     args = parser.parse_args(argv)

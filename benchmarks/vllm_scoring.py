@@ -41,7 +41,6 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import default_data_dir  # noqa: E402
 
 MODES = ("first", "sum", "mean")
 
@@ -92,7 +91,7 @@ def main() -> None:
     parser.add_argument("--skip-per-choice", action="store_true", help="leave out the per-choice vLLM run")
     parser.add_argument(
         "--data-dir",
-        default=default_data_dir(),
+        default=None,
         help="evaluation data (default: $MI_DECODE_DATA_DIR, else the checkout's evals/data)",
     )
     args = parser.parse_args()

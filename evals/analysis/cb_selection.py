@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +34,6 @@ from scipy.stats import spearmanr
 from mi_decode import selection
 from mi_decode.eval.data.prompt_selection import load_task, task_templates_path
 from mi_decode.eval.metrics.stats import macro_f1
-
-# The evaluation data of this checkout, found from this file's place so any working directory works.
-CHECKOUT_DATA_DIR = Path(__file__).resolve().parents[2] / "evals" / "data"
 
 SETTINGS = ("X", "A", "P", "PA")
 CB_CLASSES = ("entailment", "contradiction", "neutral")
@@ -177,7 +173,7 @@ def main() -> None:
     parser.add_argument("--run", default="evals/reports/2026-11-30-smollm2-cpu-prompt_selection")
     parser.add_argument(
         "--data-dir",
-        default=os.environ.get("MI_DECODE_DATA_DIR", "").strip() or str(CHECKOUT_DATA_DIR),
+        default=None,
         help="evaluation data (default: $MI_DECODE_DATA_DIR, else the checkout's evals/data)",
     )
     parser.add_argument("--resamples", type=int, default=1000)

@@ -75,9 +75,10 @@ def _check_number(name: str, value, *, low: float, high: float = math.inf, low_o
         raise MIConfigError(name, f"`{name}` must be a number, got {value!r}")
     value = float(value)
     below = value <= low if low_open else value < low
-    if below or value > high or math.isnan(value):
-        bracket = "(" if low_open else "["
-        raise MIConfigError(name, f"`{name}` must be in {bracket}{low}, {high}], got {value}")
+    # Non-finite values are refused: an infinite weight turns every score into NaN or -inf (empty output).
+    if below or value > high or not math.isfinite(value):
+        interval = ("(" if low_open else "[") + f"{low}, " + (f"{high}]" if math.isfinite(high) else "inf)")
+        raise MIConfigError(name, f"`{name}` must be a finite number in {interval}, got {value}")
     return value
 
 

@@ -140,7 +140,11 @@ def test_a_bad_mi_rule_lists_the_choices():
             ["'--mi-lambda'", "constant"],
             "'lam'",
         ),
-        (["--context", "doc", "--plausibility", "2"], ["--plausibility must be in"], "plausibility_beta"),
+        (
+            ["--context", "doc", "--plausibility", "2"],
+            ["--plausibility must be a finite number in"],
+            "plausibility_beta",
+        ),
         (["--context", "doc", "--mi", "none", "--mi-weight", "1"], ["--mi-weight", "--mi none"], "`weight`"),
     ],
 )

@@ -273,7 +273,7 @@ def test_cli_reports_a_missing_data_dir_in_one_line(tmp_path, capsys):
         ),
         (
             ("cad: {rule: constant, weight: 1.0}", "cad: {rule: constant, weight: -1.0}"),
-            r"method 'cad': `weight` must be in \[0.0, inf\]",
+            r"method 'cad': `weight` must be a finite number in \[0.0, inf\)",
         ),
         (
             ("cad: {rule: constant, weight: 1.0}", "cad: {rule: cad, weight: 1.0}"),

@@ -46,7 +46,15 @@ def test_parsing_defaults_and_flags():
             ["--context", "a", "--mi", "constant", "--mi-lambda", "0.1"],
             "'--mi-lambda' does not apply to rule 'constant'",
         ),
-        (["--context", "a", "--mi-alpha", "2"], r"--mi-alpha must be in \(0.0, 1.0\]"),
+        (["--context", "a", "--mi-alpha", "2"], r"--mi-alpha must be a finite number in \(0.0, 1.0\]"),
+        (
+            ["--context", "a", "--mi", "constant", "--mi-weight", "inf"],
+            r"--mi-weight must be a finite number in \[0.0, inf\), got inf",
+        ),
+        (
+            ["--context", "a", "--mi-lambda", "nan"],
+            r"--mi-lambda must be a finite number in \(0.0, inf\), got nan",
+        ),
         (["--context", "   "], "--context is empty"),
         (["--negative-prompt", " "], "--negative-prompt is empty"),
         (["--context", "a", "--mi", "none", "--mi-weight", "1.0"], "--mi-weight does not apply to --mi none"),

@@ -103,19 +103,17 @@ def test_a_folder_that_is_not_a_model(tmp_path):
     assert_one_line_error(result, "notes", "has no config.json")
 
 
-def test_an_unconditioned_prompt_rendering_empty_is_named(tmp_path, tiny_model_dir):
+def test_an_unconditioned_prompt_rendering_empty_is_named_before_the_model_loads(tmp_path, tiny_model_dir):
     """A template that renders nothing for an example (here an empty slice) is named with its task and
-    example, before any record is written."""
+    example when the data loads, before the model and before any record is written."""
     text = SUITE.replace('unconditioned: "Once"', 'unconditioned: "{{ prefix[:0] }}"')
     suite = write_suite(tmp_path / "suite", text.replace("methods: [greedy]", "methods: [cad]"))
     output = tmp_path / "out"
     result = run_cli(
         "eval", "--suites", str(suite), "--model", str(tiny_model_dir), "--output-dir", str(output),
-        "--limit", "2", "--no-progress",
+        "--limit", "2",
     )  # fmt: skip
-    # The error comes after the model loaded (the prompts render batch by batch): its bar may precede it.
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    (line,) = [line for line in result.stderr.split("\n") if " error: " in line]
+    line = assert_one_line_error(result)
     assert line == "mi-decode eval: error: task 'story': the unconditioned prompt of 'prompts-0' is empty"
     assert not output.exists()
 
@@ -181,27 +179,24 @@ def test_bad_jinja_in_a_user_suite_fails_before_the_model_loads(tmp_path):
     assert not output.exists()
 
 
-def test_a_template_failing_mid_run_prints_its_error_on_a_line_of_its_own(tmp_path, tiny_model_dir):
-    """A sandbox violation in the unconditioned prompt fails inside the progress bar (it renders only when
-    the batch runs): the message starts a new line, and the refused run leaves no files, not even an
-    empty shard."""
+def test_a_template_the_sandbox_refuses_fails_before_the_model_loads(tmp_path):
+    """A sandbox violation in the unconditioned prompt is found by rendering every prompt when the data
+    loads: one line, no progress bar, no files, and no model loaded (the model folder does not exist)."""
     text = SUITE.replace('unconditioned: "Once"', 'unconditioned: "{{ prefix.__class__.__mro__ }}"')
-    suite = write_suite(tmp_path / "suite", text.replace("methods: [greedy]", "methods: [cad]"))
+    suite = write_suite(tmp_path / "suite", text.replace("methods: [greedy]", "methods: [greedy, cad]"))
     output = tmp_path / "out"
-    # Bytes: text mode would turn the bar's \r into line ends; a log keeps them, so the message needs a \n.
-    result = subprocess.run(
-        command(
-            "eval", "--suites", str(suite), "--model", str(tiny_model_dir), "--output-dir", str(output),
-            "--limit", "2",
-        ),
-        capture_output=True, env=ENV, timeout=300,
+    result = run_cli(
+        "eval", "--suites", str(suite), "--model", str(tmp_path / "no-model"), "--output-dir", str(output),
+        "--limit", "2",
     )  # fmt: skip
-    stderr = result.stderr.decode()
-    assert result.returncode == 2 and "Traceback" not in stderr, stderr[-3000:]
-    assert "mine/story/cad" in stderr  # the bar was shown
-    (line,) = [line for line in stderr.split("\n") if " error: " in line]
-    assert line.startswith("mi-decode eval: error: ") and "unsafe" in line, repr(stderr[-500:])
+    assert_one_line_error(result, "task 'story'", "unconditioned template failed on 'prompts-0'", "unsafe")
     assert not output.exists()
+    # Greedy alone never renders the unconditioned prompt, so it is not checked either.
+    greedy_only = run_cli(
+        "eval", "--suites", str(suite), "--model", str(tmp_path / "no-model"), "--output-dir", str(output),
+        "--limit", "2", "--methods", "greedy",
+    )  # fmt: skip
+    assert "unconditioned" not in greedy_only.stderr and "no-model" in greedy_only.stderr
 
 
 @pytest.mark.parametrize(

@@ -124,9 +124,12 @@ def run_evaluation(settings: EvalSettings, model=None, tokenizer=None) -> dict[s
     examples_by_task = {}
     for suite in suites:  # all data before anything is written, so a refused run leaves no files
         for task in _selected_tasks(settings, suite):
-            examples_by_task[suite.name, task.name] = _kind(task).load(
+            kind = _kind(task)
+            examples = kind.load(
                 task, data_dir=settings.data_dir, limit=_task_limit(settings, task), quick=settings.quick
             )
+            kind.check_units(task, examples, [suite.methods[name] for name in _methods_of(settings, task)])
+            examples_by_task[suite.name, task.name] = examples
     if state.is_main_process:
         for suite in suites:
             check_run_settings(settings.output_dir / suite.name, settings.run_settings(suite))

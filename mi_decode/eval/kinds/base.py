@@ -96,6 +96,17 @@ class TaskKind:
             required=self.required_fields(task),
         )
 
+    def check_units(self, task, units: list[dict], methods: Sequence) -> None:
+        """Render the task's prompts over every unit before the model loads, so that a sandbox refusal or an
+        empty prompt stops the run at once; the unconditioned prompt only where an MI method will use it."""
+        templates = [("conditioned", task.conditioned)]
+        if any(method.mi for method in methods):
+            templates.append(("unconditioned", task.unconditioned))
+        for which, template in templates:
+            if template:
+                for unit in units:
+                    render(template, unit, task, which)
+
     def length(self, ctx: EvalContext, task, unit: Mapping[str, Any]) -> int:
         """A unit's size, which the engine sorts by so that a batch holds units of similar length and pads
         little; here the characters of its text fields (kinds that pad prompts count tokens)."""

@@ -281,3 +281,35 @@ def test_ctrl_c_during_eval_says_what_was_kept_and_how_to_resume(tmp_path, tiny_
     assert stderr.strip().splitlines()[-1] == (
         f"mi-decode eval: interrupted; {kept} records kept in {output}; rerun the same command to resume"
     )
+
+
+# --- A missing optional dependency ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("module", "package", "suite"),
+    [
+        ("scipy", "scipy", "grounding"),  # paired intervals, every kind but prompt selection
+        ("rouge_score", "rouge-score", "summarization"),
+        ("mauve", "mauve-text", "open_ended"),
+        ("sklearn", "scikit-learn", "prompt_selection"),
+        ("matplotlib", "matplotlib", "prompt_selection"),  # every report's plots
+    ],
+)
+def test_a_missing_extra_is_named_when_the_suite_is_parsed(tmp_path, module, package, suite):
+    """As in an environment without the [eval] extra: the module is made unimportable (``sys.modules[name]
+    = None``, which both ``import`` and ``importlib.util.find_spec`` treat as absent). The run stops at the
+    suite, before the data and the model (the model folder given does not exist), naming the package and
+    the extra, and writes nothing."""
+    code = (
+        f"import sys; sys.modules[{module!r}] = None; from mi_decode.cli.main import main; "
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    output = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-c", code, "eval", "--suites", suite, "--quick", "--model", str(tmp_path / "no-model"),
+         "--output-dir", str(output)],
+        capture_output=True, text=True, env=ENV, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert_one_line_error(result, f"needs {package} (module {module})", 'pip install "mi-decode[eval]"')
+    assert not output.exists()

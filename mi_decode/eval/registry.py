@@ -108,10 +108,12 @@ class Metric:
 
     - ``options``: option name -> default. Options given in a suite (``metrics: [{seq_rep: {n: 4}}]``) are
       the constructor's keyword arguments, set as attributes and checked by :meth:`_check`.
+    - ``requires``: module it imports -> the package that provides it; checked when a suite is parsed.
     """
 
     name: str = ""
     fields: Mapping[str, str] = {}
+    requires: Mapping[str, str] = {}
     record_keys: Mapping[str, str] = {}
     options: Mapping[str, Any] = {}
 

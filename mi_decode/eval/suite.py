@@ -317,4 +317,29 @@ def parse_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = None,
     tasks = tuple(parse_task(raw_task, methods, source, base_dir, data_dir) for raw_task in raw_tasks)
     names = [task.name for task in tasks]
     _require(len(set(names)) == len(names), source, "task names must be unique")
+    check_requirements(tasks, source)
     return Suite(raw["name"], raw.get("description", ""), methods, tasks, source)
+
+
+# What every run's report needs (its plots), besides what each task's kind and metrics declare.
+REPORT_REQUIRES = {"matplotlib": "matplotlib"}
+
+
+def check_requirements(tasks, source: str) -> None:
+    """A one-line :class:`SuiteError` naming the first module that the report, a task's kind or one of its
+    metrics will import and that is not installed, with the extra that brings it, before any work."""
+    import importlib.util
+
+    needs = [("the report's plots", REPORT_REQUIRES)]
+    for task in tasks:
+        needs.append((f"task {task.name!r} ({task.kind})", TASK_KINDS.get(task.kind).requires))
+        needs += [
+            (f"task {task.name!r}, metric {name!r}", METRICS.get(name).requires) for name, _ in task.metrics
+        ]
+    for user, modules in needs:
+        for module, package in modules.items():
+            if importlib.util.find_spec(module) is None:
+                raise SuiteError(
+                    f"{source}: {user} needs {package} (module {module}), which is not installed: "
+                    'pip install "mi-decode[eval]"'
+                )

@@ -72,6 +72,8 @@ class TaskKind:
 
     name = ""
     default_metrics: tuple[str, ...] = ()
+    # Modules the kind imports -> their packages, checked when a suite is parsed (paired bootstrap intervals).
+    requires: Mapping[str, str] = {"scipy": "scipy"}
 
     def check(self, task, methods: Sequence, where: str) -> None:
         """Parse-time checks of a task of this kind (prompts, methods); raise :class:`SuiteError`."""

@@ -33,6 +33,7 @@ _OPTIONS = {"templates", "quick_templates", "template_file"}
 @register_kind("prompt_selection")
 class PromptSelectionKind(TaskKind):
     default_metrics = ()
+    requires = {"sklearn": "scikit-learn"}  # macro-F1
 
     def check(self, task, methods, where: str) -> None:
         unknown = sorted(set(task.options) - _OPTIONS)

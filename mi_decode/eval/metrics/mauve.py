@@ -305,6 +305,7 @@ class Mauve(Metric):
     :data:`MAUVE_MIN_TEXTS` outputs, where the score is noise."""
 
     fields = {"reference": "text"}
+    requires = {"mauve": "mauve-text", "threadpoolctl": "threadpoolctl", "sklearn": "scikit-learn"}
     definitions = {
         "mauve": "MAUVE (Pillutla et al. 2021): how close the outputs' distribution is to the human "
         f"references'; 0-1, higher is closer; blank below {MAUVE_MIN_TEXTS} texts",

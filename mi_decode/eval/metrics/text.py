@@ -485,6 +485,7 @@ class Rouge(Metric):
     fields = {"reference": "text"}
     record_keys = {name: name for name in ROUGE_TYPES}
     options = {"use_stemmer": True}
+    requires = {"rouge_score": "rouge-score"}
     definitions = {
         "rouge1": "ROUGE-1 F-measure against the reference summary (shared words), mean over examples; 0-1, "
         "higher is closer",

@@ -109,7 +109,8 @@ def test_csv_with_own_column_names(tmp_path):
     rows = load({"path": "holes.csv"}, tmp_path, required={})
     assert rows[0] == {"id": "holes-0", "document": "A, b", "summary": None, "stars": 3}
     with pytest.raises(
-        DataFileError, match=r"holes\.csv, line 2: field 'reference' must be a non-empty string"
+        DataFileError,
+        match=r"holes\.csv, line 2: field 'reference' \(column 'summary'\) must be a non-empty string",
     ):
         load({"path": "holes.csv", "fields": FIELDS}, tmp_path)
 
@@ -120,7 +121,8 @@ def test_parquet_with_own_column_names(tmp_path):
     table = pa.Table.from_pylist([{**ROWS[0], "summary": 5}, {**ROWS[1], "summary": 6}])
     pq.write_table(table, tmp_path / "bad.parquet")
     with pytest.raises(
-        DataFileError, match=r"bad\.parquet, row 1: field 'reference' must be a non-empty string, got 5"
+        DataFileError,
+        match=r"bad\.parquet, row 1: field 'reference' \(column 'summary'\) must be a non-empty string, got 5",
     ):
         load({"path": "bad.parquet", "fields": FIELDS}, tmp_path)
     (tmp_path / "junk.parquet").write_bytes(b"not parquet at all")
@@ -179,7 +181,8 @@ def test_missing_field_and_wrong_type_name_the_line(tmp_path):
     # Arrow wants one type per column: the scan names the line where the type changes (older datasets),
     # or datasets reads the column as JSON values and the row check names the mapped field.
     assert re.search(
-        "field 'summary' is a number here but a string on line 2|field 'reference' must be a non-empty string, got 5",
+        "field 'summary' is a number here but a string on line 2|"
+        "field 'reference' \\(column 'summary'\\) must be a non-empty string, got 5",
         str(error.value),
     )
     for number, (kind, value, problem) in enumerate(

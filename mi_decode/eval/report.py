@@ -241,11 +241,6 @@ def task_sections(
     return sections
 
 
-def task_tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
-    """(title, header, rows) for every task: one row per method, one column per metric."""
-    return [(title, header, rows) for title, header, rows, _ in task_sections(results)]
-
-
 def _paired_counts(paired: dict) -> list[int]:
     return [d["n"] for differences in paired["methods"].values() for d in differences.values()]
 

@@ -194,7 +194,7 @@ def load_data(
         def locate(index: int) -> tuple[int, str]:
             return index + 1, "row"
 
-        hint = ""
+        hint, columns = "", {}
     elif isinstance(spec, Mapping):
         if options:
             raise SuiteError(
@@ -203,19 +203,18 @@ def load_data(
             )
         examples, source, locate = generic.load_generic_with_source(spec, data_dir, limit, base_dir=base_dir)
         hint = "map a column onto it with fields: {{{field}: COLUMN}}"
+        columns = dict(spec.get("fields") or {})  # field -> the user's column
     else:
         raise SuiteError(f"data must be a registered set's name or a mapping with a 'path', got {spec!r}")
-    _check_examples(examples, source, locate, required or {}, hint)
+    _check_examples(examples, source, locate, required or {}, hint, columns)
     return examples
 
 
-def check_fields(examples: list[dict], required: Mapping[str, str], source: str) -> None:
-    """Raise DataFileError(source, row, problem) for the first example (1-based row) that lacks a
-    ``required`` field or has it of the wrong type (see :func:`load_data`)."""
-    _check_examples(examples, source, lambda index: (index + 1, "row"), required, "")
-
-
-def _check_examples(examples, source: str, locate, required: Mapping[str, str], hint: str) -> None:
+def _check_examples(
+    examples, source: str, locate, required: Mapping[str, str], hint: str, columns: Mapping[str, str]
+) -> None:
+    """DataFileError for the first example without a unique id or a ``required`` field of its type; a field
+    mapped from a column is named with that column, as the user wrote it."""
     unknown = sorted(kind for kind in required.values() if kind not in FIELD_CHECKS)
     if unknown:
         raise ValueError(f"unknown field types {unknown}; expected some of {sorted(FIELD_CHECKS)}")
@@ -231,10 +230,14 @@ def _check_examples(examples, source: str, locate, required: Mapping[str, str], 
                 FIELD_CHECKS[kind](example, field)
         except _RowProblem as problem:
             message = str(problem)
+            field = message.split("'")[1] if "field '" in message else None
+            if field in columns:
+                message = message.replace(
+                    f"field {field!r}", f"field {field!r} (column {columns[field]!r})", 1
+                )
             if hint and message.startswith("missing field"):
-                columns = ", ".join(key for key in example if key != "id")
-                field = message.split("'")[1]
-                message += f" (columns: {columns}; {hint.format(field=field)})"
+                present = ", ".join(columns.get(key, key) for key in example if key != "id")
+                message += f" (columns: {present}; {hint.format(field=field)})"
             number, unit = locate(index)
             raise DataFileError(source, number, message, unit=unit) from None
     unique_ids(examples, source)
@@ -268,7 +271,6 @@ __all__ = [
     "DataFileError",
     "DataNotFoundError",
     "MemoTrapSplit",
-    "check_fields",
     "detect_memotrap_task",
     "load_agnews",
     "load_book",

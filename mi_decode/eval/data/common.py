@@ -218,7 +218,7 @@ def row_id(row: Mapping[str, Any], key: str = "id") -> str:
     return str(value)
 
 
-# Field types a task can require of every example (see ``check_fields``).
+# Field types a task can require of every example (see ``load_data``).
 FIELD_CHECKS: dict[str, Callable[[Mapping[str, Any], str], Any]] = {
     "text": text,
     "texts": texts,

@@ -58,3 +58,14 @@ def test_a_field_mapped_onto_a_missing_column_is_one_line(tmp_path, tiny):
     message = str(error.value)
     assert "my_news.jsonl" in message and "'documnet'" in message and "\n" not in message
     assert not (tmp_path / "out").exists()
+
+
+def test_the_readme_field_table_is_the_registries_and_help_prints_it(capsys):
+    from mi_decode.cli.main import main
+    from mi_decode.eval.cli import field_table
+
+    assert readme_block("field-table").rstrip("\n") == field_table()
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    assert field_table() in capsys.readouterr().out
+    assert "metric nqswap: substituted_answers (texts), original_answers (texts)" in field_table()

@@ -7,6 +7,7 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 DEFAULT_SUITES = ("grounding", "summarization", "open_ended", "prompt_selection")
@@ -174,6 +175,41 @@ def _without_num_processes(argv: list[str]) -> list[str]:
     return out
 
 
+FIELD_TYPES = {
+    "text": "a non-empty string",
+    "texts": "a non-empty list of strings",
+    "int": "an integer",
+    "any": "any value",
+}
+
+
+def field_table() -> str:
+    """The example fields each registered task kind and metric reads, with their types, one line each: what
+    ``mi-decode eval --help`` and the README print (generated here, so it cannot drift).
+
+    Example:
+        >>> from mi_decode.eval.cli import field_table
+        >>> print(field_table().splitlines()[0])
+        Example fields each task kind and metric reads (text: a non-empty string; texts: a non-empty list of strings; int: an integer; any: any value):
+    """
+    from . import kinds, metrics  # noqa: F401  (registering)
+    from .registry import METRICS, TASK_KINDS
+
+    def listed(fields: Mapping[str, str]) -> str:
+        return ", ".join(f"{name} ({kind})" for name, kind in fields.items())
+
+    types = "; ".join(f"{kind}: {meaning}" for kind, meaning in FIELD_TYPES.items())
+    lines = [f"Example fields each task kind and metric reads ({types}):"]
+    for name in TASK_KINDS.names():
+        kind = TASK_KINDS.get(name)
+        text = ", ".join(part for part in (listed(kind.fields), kind.fields_note) if part)
+        lines.append(f"  kind {name}: {text or 'nothing beyond its metrics'}")
+    for name in METRICS.names():
+        own = listed(METRICS.get(name).fields) or "no fields of its own (the output, and its kind's)"
+        lines.append(f"  metric {name}: {own}")
+    return "\n".join(lines)
+
+
 def add_subcommand(subparsers) -> None:
     parser = subparsers.add_parser(
         "eval",
@@ -182,7 +218,15 @@ def add_subcommand(subparsers) -> None:
         "example and resumed on rerun; report.md, results.json and plots go to --output-dir.",
     )
     add_arguments(parser)
+    with_field_table(parser)
     parser.set_defaults(func=lambda args: run(args, args.subcommand_argv))
+
+
+def with_field_table(parser: argparse.ArgumentParser) -> None:
+    """``--help`` ends with :func:`field_table`, built only when help is shown (it imports the registries,
+    torch among them)."""
+    plain = parser.format_help
+    parser.format_help = lambda: f"{plain()}\n{field_table()}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,5 +235,6 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m mi_decode.eval", description="Run mi_decode's evaluation suites."
     )
     add_arguments(parser)
+    with_field_table(parser)
     args = parser.parse_args(argv)
     return run(args, argv)

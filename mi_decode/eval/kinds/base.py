@@ -72,6 +72,9 @@ class TaskKind:
 
     name = ""
     default_metrics: tuple[str, ...] = ()
+    # Example fields -> type every task of the kind reads (besides its metrics'; see load_data for the types).
+    fields: Mapping[str, str] = {}
+    fields_note = ""  # what else it reads, for the field table of --help and the README
     # Modules the kind imports -> their packages, checked when a suite is parsed (paired bootstrap intervals).
     requires: Mapping[str, str] = {"scipy": "scipy"}
 
@@ -80,7 +83,7 @@ class TaskKind:
 
     def required_fields(self, task) -> dict[str, str]:
         """Example fields -> type (see :func:`mi_decode.eval.data.load_data`) this task reads."""
-        fields: dict[str, str] = {}
+        fields: dict[str, str] = dict(self.fields)
         for metric in task.metric_objects():
             fields.update(metric.fields)
         return fields

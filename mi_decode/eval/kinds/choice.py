@@ -11,18 +11,21 @@ methods run together: one forward per batch, whatever the number of methods.
 from __future__ import annotations
 
 import math
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..registry import register_kind
 from .base import TaskKind
+
+if TYPE_CHECKING:  # torch loads only when a task runs, so `mi-decode eval --help` stays light
+    import torch
 
 
 def continuation_logits(
     model, sequences: list[list[int]], lengths: list[int], pad_id: int
 ) -> list[torch.Tensor]:
     """For each token sequence, the logits (n, V) that predict its last ``n = lengths[i]`` tokens."""
+    import torch
+
     width = max(len(sequence) for sequence in sequences)
     input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros_like(input_ids)
@@ -62,6 +65,8 @@ def candidate_scores_many(
 ) -> list[float]:
     """:func:`candidate_scores` of many candidates: one rule call per step over every candidate that is
     that long (the rules take one step number per call), instead of one per token."""
+    import torch
+
     from ...m3id import mi_amplify
 
     totals = [0.0] * len(tokens)
@@ -82,15 +87,7 @@ def candidate_scores_many(
 @register_kind("choice")
 class ChoiceKind(TaskKind):
     default_metrics = ("accuracy",)
-
-    def required_fields(self, task) -> dict[str, str]:
-        return {
-            "prompt": "text",
-            "rest": "text",
-            "candidates": "texts",
-            "answer_index": "int",
-            **super().required_fields(task),
-        }
+    fields = {"prompt": "text", "rest": "text", "candidates": "texts", "answer_index": "int"}
 
     def sweepable(self, task, method) -> bool:
         return True  # every method reads the same logits (see run_many)
@@ -116,6 +113,8 @@ class ChoiceKind(TaskKind):
 
     @staticmethod
     def _records(units, starts, branch_count, sequences, lengths, logits, config) -> list[dict[str, Any]]:
+        import torch
+
         rows = [
             start + index * branch_count
             for example, start in zip(units, starts, strict=True)

@@ -4,12 +4,13 @@ the task's metrics."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..registry import SuiteError, register_kind
 from .base import TaskKind, check_template, render
+
+if TYPE_CHECKING:  # torch loads only when a task runs, so `mi-decode eval --help` stays light
+    import torch
 
 
 def generate_kwargs(method, max_new_tokens: int, pad_token_id: int | None) -> dict[str, Any]:
@@ -68,6 +69,8 @@ class GenerateKind(TaskKind):
         if task.diagnostics and task.unconditioned is None:
             raise SuiteError(f"{where}: 'diagnostics' need an 'unconditioned' prompt")
 
+    fields_note = "the fields its conditioned and unconditioned prompts read (any type)"
+
     def required_fields(self, task) -> dict[str, str]:
         fields = dict.fromkeys(check_template(task.conditioned, task.name, "conditioned"), "any")
         if task.unconditioned is not None:
@@ -106,6 +109,8 @@ class GenerateKind(TaskKind):
     def decode_many(self, ctx, task, methods, units: list[dict]) -> list[list[dict[str, Any]]]:
         """:meth:`decode` for several methods; more than one must all be :meth:`sweepable`, and then share
         one prefill (``mi_decode.generate(mi_config=[...])``)."""
+        import torch
+
         from ...diagnostics import MIDiagnostics
         from ...fused import generate
         from ...m3id import MIConfig

@@ -11,14 +11,15 @@ the share of "yes" answers (POPE's table columns).
 from __future__ import annotations
 
 import re
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..registry import register_kind
 from .base import TaskKind
 
 _ANSWER = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
+
+if TYPE_CHECKING:  # torch loads only when a task runs, so `mi-decode eval --help` stays light
+    pass
 
 
 def pope_inputs(processor, examples: list[dict]):
@@ -45,11 +46,11 @@ def pope_inputs(processor, examples: list[dict]):
 @register_kind("pope")
 class PopeKind(TaskKind):
     default_metrics = ("pope",)
-
-    def required_fields(self, task) -> dict[str, str]:
-        return {"image": "text", "question": "text", "label": "text", **super().required_fields(task)}
+    fields = {"image": "text", "question": "text", "label": "text"}
 
     def run(self, ctx, task, method, units: list[dict]) -> list[dict[str, Any]]:
+        import torch
+
         from ...fused import generate
 
         processor, model = ctx.tokenizer, ctx.model

@@ -34,6 +34,8 @@ _OPTIONS = {"templates", "quick_templates", "template_file"}
 class PromptSelectionKind(TaskKind):
     default_metrics = ()
     requires = {"sklearn": "scikit-learn"}  # macro-F1
+    fields = {"label": "int"}
+    fields_note = "and the fields its templates read"
 
     def check(self, task, methods, where: str) -> None:
         unknown = sorted(set(task.options) - _OPTIONS)
@@ -41,9 +43,6 @@ class PromptSelectionKind(TaskKind):
             raise SuiteError(f"{where}: unknown option {unknown[0]!r}; known: {', '.join(sorted(_OPTIONS))}")
         if "template_file" not in task.options and not isinstance(task.data, str):
             raise SuiteError(f"{where}: a prompt-selection task on your own data needs options.template_file")
-
-    def required_fields(self, task) -> dict[str, str]:
-        return {"label": "int"}
 
     def load(self, task, *, data_dir, limit: int | None, quick: bool) -> list[dict]:
         """The task's first ``options.templates`` templates (``options.quick_templates`` with ``quick``;

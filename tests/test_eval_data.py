@@ -594,3 +594,14 @@ def test_prompt_selection_files_report_file_and_line(data_dir, tmp_path):
     path.write_text("")
     with pytest.raises(ValueError, match=r"val\.jsonl: is empty"):
         read_task_file("rte", path)
+
+
+def test_a_limit_that_applies_per_part_says_how_many_examples_it_gives(data_dir, caplog):
+    with caplog.at_level(logging.WARNING, logger="mi_decode.eval.data"):
+        examples = load_data("memotrap", data_dir=data_dir, limit=8)
+    assert len(examples) == 32
+    assert "data 'memotrap': the limit 8 applies to each of its parts, so it gives 32 examples" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="mi_decode.eval.data"):
+        load_data("nqswap", data_dir=data_dir, limit=8)
+    assert "applies to each" not in caplog.text

@@ -76,7 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick", action="store_true", help="use each task's small quick_limit (the main job)"
     )
-    parser.add_argument("--limit", type=int, default=None, help="examples per task (overrides --quick)")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="examples per task (overrides --quick); a set in parts applies it to each part, as MemoTrap does to "
+        "its 4 files (the run says so)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--batch-size", type=int, default=4, help="examples per forward (default 4)")
     parser.add_argument("--methods", default=None, help="comma-separated subset of the suites' methods")

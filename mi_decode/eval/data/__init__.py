@@ -59,6 +59,7 @@ data, wrong CSV columns, an empty file, a row count that differs from the releas
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -85,6 +86,8 @@ from .open_ended import load_book, load_open_ended, load_wikitext
 from .pope import load_pope
 from .prompt_selection import load_agnews, load_cb, load_rte, load_sst2
 from .summarization import load_cnndm
+
+logger = logging.getLogger(__name__)
 
 
 def validate_data_spec(
@@ -189,6 +192,13 @@ def load_data(
             examples = bundled_examples(spec, options, limit)  # None where the bundle does not cover it
         if examples is None:
             examples = loader(data_dir, limit, **options)
+        if limit is not None and len(examples) > limit:  # MemoTrap: the limit applies to each of its files
+            logger.warning(
+                "data %r: the limit %d applies to each of its parts, so it gives %d examples",
+                spec,
+                limit,
+                len(examples),
+            )
         source = spec
 
         def locate(index: int) -> tuple[int, str]:

@@ -96,6 +96,8 @@ class Rule:
             the log-softmaxed branches (float32 at least), ``step`` is 1 at the first new token.
         gated: whether M3ID's confidence gate ``max_y l_c(y) < log(alpha)`` switches the weight off.
         summary: one line for help texts.
+        schedule: ``schedule(config, step) -> float``, the weight before the gate for rules whose weight
+            depends on the step alone (``None`` for rules that read the branches, such as ``adaptive``).
     """
 
     name: str
@@ -103,14 +105,25 @@ class Rule:
     weight: WeightFunction
     gated: bool
     summary: str
+    schedule: Callable[[MIConfig, int], float] | None = None
 
 
-def _m3id_weight(config: MIConfig, step: int, conditioned: torch.Tensor, unconditioned: torch.Tensor):
-    return conditioned.new_full(conditioned.shape[:1], config.weight_at(step))
+def _m3id_schedule(config: MIConfig, step: int) -> float:
+    weight = math.expm1(config.lam * (step + config.t0))  # (1 - gamma) / gamma, exactly
+    return weight if config.max_weight is None else min(weight, config.max_weight)
 
 
-def _constant_weight(config: MIConfig, step: int, conditioned: torch.Tensor, unconditioned: torch.Tensor):
-    return conditioned.new_full(conditioned.shape[:1], config.weight)
+def _constant_schedule(config: MIConfig, step: int) -> float:
+    return config.weight
+
+
+def _scheduled(schedule: Callable[[MIConfig, int], float]) -> WeightFunction:
+    """The weight function of a rule whose weight is the same for every row at a step."""
+
+    def weight(config: MIConfig, step: int, conditioned: torch.Tensor, unconditioned: torch.Tensor):
+        return conditioned.new_full(conditioned.shape[:1], schedule(config, step))
+
+    return weight
 
 
 def jensen_shannon(conditioned: torch.Tensor, unconditioned: torch.Tensor) -> torch.Tensor:
@@ -149,14 +162,16 @@ RULES: dict[str, Rule] = {
         Rule(
             "m3id",
             ("lam", "alpha", "max_weight", "t0"),
-            _m3id_weight,
+            _scheduled(_m3id_schedule),
+            schedule=_m3id_schedule,
             gated=True,
             summary="M3ID: weight exp(lambda t) - 1, gated by the conditioned model's confidence (Favero et al. 2024)",
         ),
         Rule(
             "constant",
             ("weight",),
-            _constant_weight,
+            _scheduled(_constant_schedule),
+            schedule=_constant_schedule,
             gated=False,
             summary="CAD / CFG: a constant weight w (Shi et al. 2023; Sanchez et al. 2023)",
         ),
@@ -263,11 +278,12 @@ class MIConfig:
         return cls(rule="constant", weight=guidance_scale - 1, **kwargs)
 
     def weight_at(self, step: int) -> float:
-        """The weight the time-dependent rules apply at ``step`` (1 at the first new token), before the gate."""
-        if self.rule == "constant":
-            return self.weight
-        weight = math.expm1(self.lam * (step + self.t0))  # (1 - gamma) / gamma, exactly
-        return weight if self.max_weight is None else min(weight, self.max_weight)
+        """The weight the rule applies at ``step`` (1 at the first new token), before the gate, from its
+        schedule in :data:`RULES`; a rule whose weight reads the branches (``adaptive``) has none."""
+        schedule = RULES[self.rule].schedule
+        if schedule is None:
+            raise ValueError(f"rule {self.rule!r} has no weight per step alone: it depends on both branches")
+        return schedule(self, step)
 
 
 class MIScores(NamedTuple):

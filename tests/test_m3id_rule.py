@@ -171,6 +171,8 @@ def test_weight_schedule_and_cap():
     assert MIConfig(lam=0.02, max_weight=3.0).weight_at(500) == 3.0
     assert MIConfig(lam=0.02, t0=10).weight_at(1) == pytest.approx(math.exp(0.22) - 1)
     assert MIConfig(rule="constant", weight=0.5).weight_at(1000) == 0.5
+    with pytest.raises(ValueError, match="rule 'adaptive' has no weight per step alone"):
+        MIConfig(rule="adaptive").weight_at(1)  # it used to return M3ID's schedule
 
 
 @pytest.mark.parametrize(

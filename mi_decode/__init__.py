@@ -2,7 +2,8 @@
 
 - :class:`LocallyTypicalLogitsWarper`: locally typical sampling (Meister et al. 2023).
 - :class:`MIAmplifiedLogitsProcessor` (drop-in) and :func:`generate` (fused, both branches in one forward):
-  MI-amplified decoding, M3ID / CAD / CFG / VCD's plausibility cut, configured by :class:`MIConfig`.
+  MI-amplified decoding, M3ID / CAD / CFG / AdaCAD's adaptive weight / VCD's plausibility cut, configured by
+  :class:`MIConfig`.
 - :func:`rank_prompts`: label-free prompt selection by mutual information with CBM calibration.
 - :func:`load_model`: the embedded SmolLM2-135M-Instruct, offline, or any Hugging Face model.
 """

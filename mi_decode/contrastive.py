@@ -122,13 +122,15 @@ class MIAmplifiedLogitsProcessor(LogitsProcessor):
     contrasting the conditioned scores with an unconditioned forward pass that this processor runs itself.
 
     Papers: M3ID (Favero et al., CVPR 2024), Context-Aware Decoding (Shi et al., 2023), classifier-free guidance
-    for LMs (Sanchez et al., 2023), VCD's plausibility cut (Leng et al., 2023). The rule, with
-    l_c / l_u the conditioned / unconditioned log-probabilities and t the number of generated tokens, is
+    for LMs (Sanchez et al., 2023), AdaCAD (Wang et al., NAACL 2025), VCD's plausibility cut (Leng et al.,
+    2023). The rule, with l_c / l_u the conditioned / unconditioned log-probabilities and t the number of
+    generated tokens, is
 
         l*(y) = l_c(y) + w_t * (l_c(y) - l_u(y))
 
-    with w_t = g_t * (exp(lambda * t) - 1), g_t = [max_y l_c(y) < log(alpha)] for ``rule="m3id"`` and
-    w_t = w for ``rule="constant"``; see :mod:`mi_decode.m3id`. It returns log-scores, so warpers
+    with w_t = g_t * (exp(lambda * t) - 1), g_t = [max_y l_c(y) < log(alpha)] for ``rule="m3id"``,
+    w_t = w for ``rule="constant"``, and w_t = s * JSD(p_c || p_u) per row for ``rule="adaptive"``; see
+    :mod:`mi_decode.m3id`. It returns log-scores, so warpers
     (temperature, top-k/p, typical) compose after it.
 
     The unconditioned branch is one batched forward per step over all rows, with its own KV cache and

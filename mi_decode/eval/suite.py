@@ -20,7 +20,7 @@ YAML file runs with ``mi-decode eval --suites my_suite.yaml``::
         methods: [greedy, cad, m3id_cut]
 
 Method options: :class:`mi_decode.MIConfig`'s fields (``rule``, ``lam``, ``alpha``, ``weight``,
-``max_weight``, ``plausibility_beta``, ``t0``; a method with any of them decodes with fused MI
+``max_weight``, ``plausibility_beta``, ``t0``, ``jsd_scale``; a method with any of them decodes with fused MI
 amplification, validated by ``MIConfig.from_options`` against the rule table), and ``sample``, ``top_k``,
 ``top_p``, ``typical_p``, ``temperature`` (the last four need ``sample: true``).
 

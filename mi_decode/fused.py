@@ -103,10 +103,6 @@ def cpu_small_batch_linears(model: torch.nn.Module):
             del module.forward
 
 
-# The name the fused loop and earlier code use.
-small_batch_cpu_linears = cpu_small_batch_linears
-
-
 def fused_mi_decoding(
     model,
     input_ids: torch.LongTensor,
@@ -216,7 +212,7 @@ def fused_mi_decoding(
     position_ids = position_ids_from_attention_mask(attention_mask[:, :prompt_length])
     next_position_ids = position_ids[:, -1:] + 1
 
-    with small_batch_cpu_linears(model):
+    with cpu_small_batch_linears(model):
         prefill_kwargs = {"logits_to_keep": 1} if model._supports_logits_to_keep() else {}
         logits, cache = None, None
         if not extra_inputs and conditioned_length != unconditioned_length:

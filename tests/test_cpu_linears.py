@@ -107,7 +107,3 @@ def test_not_a_model_is_a_one_line_error():
     with pytest.raises(TypeError, match="needs a torch.nn.Module, got str"):
         with cpu_small_batch_linears("SmolLM2-135M-Instruct"):
             pass
-
-
-def test_old_name_is_the_same_function():
-    assert fused.small_batch_cpu_linears is cpu_small_batch_linears

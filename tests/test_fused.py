@@ -246,9 +246,9 @@ def test_a_user_cache_is_refused(tiny_llama):
         )  # fmt: skip
 
 
-def test_small_batch_cpu_linears_match_and_restore(tiny_llama):
+def test_cpu_small_batch_linears_match_and_restore(tiny_llama):
     """The transposed product used on CPU for 2-32 rows gives the same logits, and the layers are restored."""
-    from mi_decode.fused import small_batch_cpu_linears
+    from mi_decode.fused import cpu_small_batch_linears
 
     hooked = tiny_llama.model.layers[0].mlp.up_proj
     hooked.forward = types.MethodType(torch.nn.Linear.forward, hooked)  # stands in for an accelerate hook
@@ -257,7 +257,7 @@ def test_small_batch_cpu_linears_match_and_restore(tiny_llama):
             ids = torch.randint(3, 120, (rows, 1), generator=torch.Generator().manual_seed(rows))
             with torch.inference_mode():
                 expected = tiny_llama(ids).logits
-                with small_batch_cpu_linears(tiny_llama):
+                with cpu_small_batch_linears(tiny_llama):
                     assert "forward" in vars(tiny_llama.lm_head)
                     got = tiny_llama(ids).logits
             torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)

@@ -53,6 +53,7 @@ from common import (  # noqa: E402
 
 import mi_decode.fused as fused  # noqa: E402
 from mi_decode.contrastive import MIAmplifiedLogitsProcessor  # noqa: E402
+from mi_decode.cpu_linears import cpu_small_batch_linears  # noqa: E402
 from mi_decode.m3id import MIConfig  # noqa: E402
 
 SHORT_METHODS = ("plain", "best plain", "plain 2B", "fused", "drop-in", "hf")
@@ -113,7 +114,7 @@ def runners(model, conditioned, unconditioned, config, generate_kwargs, names) -
         model.generate(**conditioned, **generate_kwargs)
 
     def best_plain():
-        with fused.cpu_small_batch_linears(model):
+        with cpu_small_batch_linears(model):
             model.generate(**conditioned, **generate_kwargs)
 
     def plain_2b():

@@ -18,7 +18,7 @@ _EXPORTS = {
     "MIDiagnostics": "diagnostics",
     "PromptRanking": "rank",
     "PromptTemplate": "templates",
-    "cpu_small_batch_linears": "fused",
+    "cpu_small_batch_linears": "cpu_linears",
     "DEFAULT_MODEL": "models",
     "embedded_model_path": "models",
     "generate": "fused",

@@ -9,8 +9,8 @@ import torch
 from conftest import make_tiny_llama
 from test_mi_processor import left_pad, random_prompts
 
-import mi_decode.fused as fused
-from mi_decode.fused import cpu_small_batch_linears
+import mi_decode.cpu_linears as cpu_linears
+from mi_decode.cpu_linears import cpu_small_batch_linears
 
 
 def greedy(model, inputs, max_new_tokens=8):
@@ -37,13 +37,13 @@ def assert_restored(model):
 def counted_calls(monkeypatch):
     """Rows seen by the transposed product, to show the block really took that path."""
     rows = []
-    real = fused._transposed_linear_forward
+    real = cpu_linears._transposed_linear_forward
 
     def counting(module, x):
         rows.append(x.numel() // module.in_features)
         return real(module, x)
 
-    monkeypatch.setattr(fused, "_transposed_linear_forward", counting)
+    monkeypatch.setattr(cpu_linears, "_transposed_linear_forward", counting)
     return rows
 
 

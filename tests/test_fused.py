@@ -248,7 +248,7 @@ def test_a_user_cache_is_refused(tiny_llama):
 
 def test_cpu_small_batch_linears_match_and_restore(tiny_llama):
     """The transposed product used on CPU for 2-32 rows gives the same logits, and the layers are restored."""
-    from mi_decode.fused import cpu_small_batch_linears
+    from mi_decode.cpu_linears import cpu_small_batch_linears
 
     hooked = tiny_llama.model.layers[0].mlp.up_proj
     hooked.forward = types.MethodType(torch.nn.Linear.forward, hooked)  # stands in for an accelerate hook

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
@@ -71,6 +72,25 @@ def fused_mi_decoding(
         mi_diagnostics: an :class:`MIDiagnostics` to fill with per-step weight, gate and pointwise MI (a list
             of them, or None, for a sweep).
     """
+    configs, mi_diagnostics = _check_arguments(
+        model, generation_config, unconditional_inputs, mi_config, mi_diagnostics, model_kwargs
+    )
+    prompt = _fuse_prompts(input_ids, unconditional_inputs, generation_config, model_kwargs)
+    decoding = _Decoding(model, prompt, logits_processor, stopping_criteria, generation_config)
+    with cpu_small_batch_linears(model):
+        logits, cache = _prefill(model, prompt)
+        results = []
+        for index, (config, diagnostics) in enumerate(zip(configs, mi_diagnostics, strict=True)):
+            # A sweep decodes every rule from the one prefill; each but the last gets its own cache copy.
+            last = index == len(configs) - 1
+            position_ids = prompt.next_position_ids if last else prompt.next_position_ids.clone()
+            cache_copy = cache if last else copy.deepcopy(cache)
+            results.append(decoding.run(config, diagnostics, input_ids, logits, cache_copy, position_ids))
+    return results if isinstance(mi_config, list | tuple) else results[0]
+
+
+def _check_arguments(model, generation_config, unconditional_inputs, mi_config, mi_diagnostics, model_kwargs):
+    """The rules and their diagnostics as lists of one length; a one-line error for what the loop cannot do."""
     if unconditional_inputs is None:
         raise ValueError(
             "fused MI decoding needs `unconditional_inputs` (the prompts without their condition)"
@@ -103,7 +123,31 @@ def fused_mi_decoding(
         raise ValueError("fused MI decoding needs `input_ids`, not `inputs_embeds`")
     if getattr(model_kwargs.get(CACHE_NAME), "_is_user_defined", False):
         raise ValueError("fused MI decoding builds its own 2B-row cache; do not pass `cache`")
+    return configs, list(mi_diagnostics)
 
+
+@dataclass
+class _FusedPrompt:
+    """Both branches' prompts as one left-padded batch of 2N rows (conditioned first)."""
+
+    ids: torch.Tensor  # (2N, prompt_length)
+    attention_mask: torch.Tensor  # (2N, prompt_length + max_new_tokens): every future step's mask too
+    position_ids: torch.Tensor  # (2N, prompt_length)
+    next_position_ids: torch.Tensor  # (2N, 1), the first decode step's
+    num_rows: int  # N
+    lengths: tuple[int, int]  # the conditioned and unconditioned prompts' own lengths
+    padded: bool  # whether any prompt position is padding (else the forwards take no mask)
+    extra_inputs: dict  # other model inputs (pixel_values, ...), conditioned rows first
+    pad_token_id: torch.Tensor | None
+
+    @property
+    def length(self) -> int:
+        return self.ids.shape[1]
+
+
+def _fuse_prompts(input_ids, unconditional_inputs, generation_config, model_kwargs) -> _FusedPrompt:
+    """Left-pad both branches to one length; the mask buffer also holds every future step, so each step
+    passes a slice of it instead of concatenating."""
     device = input_ids.device
     num_rows, conditioned_length = input_ids.shape
     conditioned_mask = model_kwargs.get("attention_mask")
@@ -121,126 +165,141 @@ def fused_mi_decoding(
     if group_size > 1:
         unconditioned_ids = unconditioned_ids.repeat_interleave(group_size, dim=0)
         unconditioned_mask = unconditioned_mask.repeat_interleave(group_size, dim=0)
-
-    # Left-pad both branches to one length; the mask buffer also holds every future step, so each step
-    # passes a slice of it instead of concatenating.
     unconditioned_length = unconditioned_ids.shape[1]
     prompt_length = max(conditioned_length, unconditioned_length)
     max_new_tokens = max(1, generation_config.max_length - conditioned_length)
     pad_token_id = generation_config._pad_token_tensor
-    pad_value = int(pad_token_id) if pad_token_id is not None else 0
-    fused_ids = input_ids.new_full((2 * num_rows, prompt_length), pad_value)
+    fused_ids = input_ids.new_full(
+        (2 * num_rows, prompt_length), int(pad_token_id) if pad_token_id is not None else 0
+    )
     fused_ids[:num_rows, prompt_length - conditioned_length :] = input_ids
     fused_ids[num_rows:, prompt_length - unconditioned_length :] = unconditioned_ids
     attention_mask = input_ids.new_zeros((2 * num_rows, prompt_length + max_new_tokens))
     attention_mask[:num_rows, prompt_length - conditioned_length : prompt_length] = conditioned_mask
     attention_mask[num_rows:, prompt_length - unconditioned_length : prompt_length] = unconditioned_mask
     attention_mask[:, prompt_length:] = 1
-    padded = not bool(attention_mask[:, :prompt_length].all())
     position_ids = position_ids_from_attention_mask(attention_mask[:, :prompt_length])
-    next_position_ids = position_ids[:, -1:] + 1
+    return _FusedPrompt(
+        ids=fused_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        next_position_ids=position_ids[:, -1:] + 1,
+        num_rows=num_rows,
+        lengths=(conditioned_length, unconditioned_length),
+        padded=not bool(attention_mask[:, :prompt_length].all()),
+        extra_inputs=extra_inputs,
+        pad_token_id=pad_token_id,
+    )
 
-    with cpu_small_batch_linears(model):
-        prefill_kwargs = {"logits_to_keep": 1} if model._supports_logits_to_keep() else {}
-        logits, cache = None, None
-        if not extra_inputs and conditioned_length != unconditioned_length:
-            # Each branch prefills at its own length (a question alone costs a question, not the passage
-            # beside it); the caches are then stacked, left-padded, into the one 2N-row cache of the decode.
-            branches = []
-            starts = (prompt_length - conditioned_length, prompt_length - unconditioned_length)
-            for rows, start in zip((slice(None, num_rows), slice(num_rows, None)), starts, strict=True):
-                mask = attention_mask[rows, start:prompt_length]
-                branches.append(
-                    model(
-                        input_ids=fused_ids[rows, start:],
-                        attention_mask=None if bool(mask.all()) else mask,
-                        position_ids=position_ids[rows, start:],
-                        use_cache=True,
-                        **prefill_kwargs,
-                    )
-                )
-            cache = stack_caches(*(output_cache(branch) for branch in branches), prompt_length)
-            logits = torch.cat([branch.logits[:, -1:] for branch in branches])
-        if cache is None:
-            outputs = model(
-                input_ids=fused_ids,
-                attention_mask=attention_mask[:, :prompt_length] if padded else None,
-                position_ids=position_ids,
-                use_cache=True,
-                **prefill_kwargs,
-                **extra_inputs,
-            )
-            logits, cache = outputs.logits[:, -1:], output_cache(outputs)
 
-        return_dict = generation_config.return_dict_in_generate
-        has_eos_stopping_criteria = any(hasattr(criteria, "eos_token_id") for criteria in stopping_criteria)
-
-        def decode(config, diagnostics, input_ids, logits, cache, position_ids):
-            """Greedy search or sampling from the prefilled cache under one rule."""
-            all_scores = [] if return_dict and generation_config.output_scores else None
-            all_logits = [] if return_dict and generation_config.output_logits else None
-            unfinished = torch.ones(num_rows, dtype=torch.long, device=device)
-            if diagnostics is not None:
-                diagnostics.clear()
-            step = 0
-            length = prompt_length
-            while True:
-                step += 1
-                logits = logits[:, -1].float()
-                mi = mi_amplify(logits[:num_rows], logits[num_rows:], step, config)
-                scores = logits_processor(input_ids, mi.scores)
-                if generation_config.do_sample:
-                    next_tokens = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
-                else:
-                    next_tokens = scores.argmax(dim=-1)
-                if has_eos_stopping_criteria:
-                    next_tokens = next_tokens * unfinished + pad_token_id * (1 - unfinished)
-                if all_scores is not None:
-                    all_scores.append(scores)
-                if all_logits is not None:
-                    all_logits.append(logits[:num_rows].clone())
-                if diagnostics is not None:
-                    diagnostics.record_rule(mi.weight, mi.gate)
-                    diagnostics.record_choice(mi.pointwise_mi, next_tokens)
-
-                input_ids = torch.cat([input_ids, next_tokens[:, None]], dim=-1)
-                unfinished = unfinished & ~stopping_criteria(input_ids, all_scores)
-                if unfinished.max() == 0:
-                    break
-
-                length += 1
-                outputs = model(
-                    input_ids=next_tokens.repeat(2)[:, None],
-                    attention_mask=attention_mask[:, :length] if padded else None,
-                    position_ids=position_ids,
+def _prefill(model, prompt: _FusedPrompt):
+    """The last prompt position's logits (2N, 1, V) and the 2N-row cache."""
+    kwargs = {"logits_to_keep": 1} if model._supports_logits_to_keep() else {}
+    length, num_rows = prompt.length, prompt.num_rows
+    if not prompt.extra_inputs and prompt.lengths[0] != prompt.lengths[1]:
+        # Each branch prefills at its own length (a question alone costs a question, not the passage
+        # beside it); the caches are then stacked, left-padded, into the one 2N-row cache of the decode.
+        branches = []
+        for rows, own in zip((slice(None, num_rows), slice(num_rows, None)), prompt.lengths, strict=True):
+            start = length - own
+            mask = prompt.attention_mask[rows, start:length]
+            branches.append(
+                model(
+                    input_ids=prompt.ids[rows, start:],
+                    attention_mask=None if bool(mask.all()) else mask,
+                    position_ids=prompt.position_ids[rows, start:],
                     use_cache=True,
-                    **cache_kwargs(cache),
-                )
-                logits, cache = outputs.logits, output_cache(outputs)
-                position_ids += 1  # the forward is done with it; reuse the buffer
-            if return_dict:
-                return GenerateDecoderOnlyOutput(
-                    sequences=input_ids,
-                    scores=tuple(all_scores) if all_scores is not None else None,
-                    logits=tuple(all_logits) if all_logits is not None else None,
-                )
-            return input_ids
-
-        results = []
-        for index, (config, diagnostics) in enumerate(zip(configs, mi_diagnostics, strict=True)):
-            # A sweep decodes every rule from the one prefill; each but the last gets its own cache copy.
-            last = index == len(configs) - 1
-            results.append(
-                decode(
-                    config,
-                    diagnostics,
-                    input_ids,
-                    logits,
-                    cache if last else copy.deepcopy(cache),
-                    next_position_ids if last else next_position_ids.clone(),
+                    **kwargs,
                 )
             )
-    return results if sweep else results[0]
+        cache = stack_caches(*(output_cache(branch) for branch in branches), length)
+        if cache is not None:  # None: a cache that cannot be stacked, so both branches prefill together
+            return torch.cat([branch.logits[:, -1:] for branch in branches]), cache
+    outputs = model(
+        input_ids=prompt.ids,
+        attention_mask=prompt.attention_mask[:, :length] if prompt.padded else None,
+        position_ids=prompt.position_ids,
+        use_cache=True,
+        **kwargs,
+        **prompt.extra_inputs,
+    )
+    return outputs.logits[:, -1:], output_cache(outputs)
+
+
+@dataclass
+class _Decoding:
+    """Greedy search or sampling from a prefilled 2N-row cache: what stays fixed across a sweep's rules."""
+
+    model: torch.nn.Module
+    prompt: _FusedPrompt
+    logits_processor: LogitsProcessorList
+    stopping_criteria: StoppingCriteriaList
+    generation_config: GenerationConfig
+
+    def __post_init__(self):
+        # Finished rows get pad tokens where an EOS criterion applies (as generate does); decided once.
+        self.pads_finished = any(hasattr(criteria, "eos_token_id") for criteria in self.stopping_criteria)
+
+    def run(self, config, diagnostics, input_ids, logits, cache, position_ids):
+        """Decode under one rule: rule step, stopping check, then one forward for both halves."""
+        config_ = self.generation_config
+        return_dict = config_.return_dict_in_generate
+        all_scores = [] if return_dict and config_.output_scores else None
+        all_logits = [] if return_dict and config_.output_logits else None
+        unfinished = torch.ones(self.prompt.num_rows, dtype=torch.long, device=input_ids.device)
+        if diagnostics is not None:
+            diagnostics.clear()
+        step, length = 0, self.prompt.length
+        while True:
+            step += 1
+            logits = logits[:, -1].float()
+            next_tokens, scores = self._rule_step(config, step, input_ids, logits, unfinished, diagnostics)
+            if all_scores is not None:
+                all_scores.append(scores)
+            if all_logits is not None:
+                all_logits.append(logits[: self.prompt.num_rows].clone())
+            input_ids = torch.cat([input_ids, next_tokens[:, None]], dim=-1)
+            unfinished = unfinished & ~self.stopping_criteria(input_ids, all_scores)
+            if unfinished.max() == 0:
+                break
+            length += 1
+            logits, cache = self._forward(next_tokens, length, cache, position_ids)
+            position_ids += 1  # the forward is done with it; reuse the buffer
+        if not return_dict:
+            return input_ids
+        return GenerateDecoderOnlyOutput(
+            sequences=input_ids,
+            scores=tuple(all_scores) if all_scores is not None else None,
+            logits=tuple(all_logits) if all_logits is not None else None,
+        )
+
+    def _rule_step(self, config, step, input_ids, logits, unfinished, diagnostics):
+        """The rule on the two halves, then generate's processors and warpers, then the next tokens (pad
+        for finished rows where an EOS criterion applies)."""
+        num_rows = self.prompt.num_rows
+        mi = mi_amplify(logits[:num_rows], logits[num_rows:], step, config)
+        scores = self.logits_processor(input_ids, mi.scores)
+        if self.generation_config.do_sample:
+            next_tokens = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+        else:
+            next_tokens = scores.argmax(dim=-1)
+        if self.pads_finished:
+            next_tokens = next_tokens * unfinished + self.prompt.pad_token_id * (1 - unfinished)
+        if diagnostics is not None:
+            diagnostics.record_rule(mi.weight, mi.gate)
+            diagnostics.record_choice(mi.pointwise_mi, next_tokens)
+        return next_tokens, scores
+
+    def _forward(self, next_tokens, length, cache, position_ids):
+        """One decode forward feeding each row's token to both halves; the logits and the grown cache."""
+        outputs = self.model(
+            input_ids=next_tokens.repeat(2)[:, None],
+            attention_mask=self.prompt.attention_mask[:, :length] if self.prompt.padded else None,
+            position_ids=position_ids,
+            use_cache=True,
+            **cache_kwargs(cache),
+        )
+        return outputs.logits, output_cache(outputs)
 
 
 def sampling_kwargs(model, generate_kwargs: Mapping) -> dict:

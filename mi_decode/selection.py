@@ -68,12 +68,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TASK_WISE_METHODS = ("mi", "mi_ag", "ge", "ge_m", "le", "mdl_m", "zlp", "zpm", "zmv", "ppl")
-INSTANCE_WISE_METHODS = ("mi_al", "mi_agl", "mdl", "ppl_l")
-METHODS = TASK_WISE_METHODS + INSTANCE_WISE_METHODS
 METHOD_ALIASES = {"mi_a": "mi"}
-CALIBRATIONS = ("none", "cbm", "cc", "pmi_dc")
-NORMALIZATIONS = ("softmax", "sum")
 SETTINGS = ("X", "A", "P", "PA")
 
 
@@ -124,11 +119,23 @@ def one_hot_argmax(probs: np.ndarray) -> np.ndarray:
 
 
 def _normalize(values: np.ndarray, norm: str) -> np.ndarray:
-    if norm == "softmax":
-        return answer_probs(values)
-    if norm == "sum":
-        return values / values.sum(axis=-1, keepdims=True)
-    raise ValueError(f"`norm` must be one of {NORMALIZATIONS}, got {norm!r}")
+    _check_norm(norm)
+    return _NORMALIZATIONS[norm](values)
+
+
+# Renormalisations of calibrated values, by the name `norm` takes.
+_NORMALIZATIONS = {
+    "softmax": answer_probs,
+    "sum": lambda values: values / values.sum(axis=-1, keepdims=True),
+}
+
+
+NORMALIZATIONS = tuple(_NORMALIZATIONS)
+
+
+def _check_norm(norm: str) -> None:
+    if norm not in _NORMALIZATIONS:
+        raise ValueError(f"`norm` must be one of {NORMALIZATIONS}, got {norm!r}")
 
 
 def calibrate_cbm(probs: np.ndarray, norm: str = "softmax") -> tuple[np.ndarray, np.ndarray]:
@@ -284,6 +291,8 @@ def ppl_l_select(perplexity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return _per_instance(-np.asarray(perplexity, dtype=np.float64))
 
 
+# The methods, by name: task-wise ones give each template a score, instance-wise ones pick a template per
+# input. Each reads the (possibly calibrated) answer probabilities, or the prompt perplexities.
 _TASK_WISE = {
     "mi": mi_score,
     "mi_ag": mi_ag_score,
@@ -294,8 +303,25 @@ _TASK_WISE = {
     "zlp": zlp_score,
     "zpm": zpm_score,
     "zmv": zmv_score,
+    "ppl": ppl_score,
 }
-_INSTANCE_WISE = {"mi_al": mi_al_select, "mi_agl": mi_agl_select, "mdl": mdl_select}
+_INSTANCE_WISE = {"mi_al": mi_al_select, "mi_agl": mi_agl_select, "mdl": mdl_select, "ppl_l": ppl_l_select}
+PERPLEXITY_METHODS = ("ppl", "ppl_l")
+
+# Calibrations, by name: (needs the content-free log-probs, (log_probs, content_free, norm) -> (probs, scores)).
+_CALIBRATIONS = {
+    "none": (False, lambda log_probs, content_free, norm: (answer_probs(log_probs), log_probs)),
+    "cbm": (False, lambda log_probs, content_free, norm: calibrate_cbm(answer_probs(log_probs), norm)),
+    "cc": (True, lambda log_probs, content_free, norm: calibrate_cc(log_probs, content_free, norm)),
+    "pmi_dc": (
+        True,
+        lambda log_probs, content_free, norm: calibrate_pmi_dc(log_probs, content_free[..., :1, :], norm),
+    ),
+}
+TASK_WISE_METHODS = tuple(_TASK_WISE)
+INSTANCE_WISE_METHODS = tuple(_INSTANCE_WISE)
+METHODS = TASK_WISE_METHODS + INSTANCE_WISE_METHODS
+CALIBRATIONS = tuple(_CALIBRATIONS)
 
 
 def normalize_method(method: str) -> str:
@@ -348,23 +374,20 @@ def calibrate(
         [[0, 1]]
     """
     calibration = normalize_calibration(calibration)
-    if norm not in NORMALIZATIONS:
-        raise ValueError(f"`norm` must be one of {NORMALIZATIONS}, got {norm!r}")
+    _check_norm(norm)
     log_probs = np.asarray(log_probs, dtype=np.float64)
-    if calibration == "none":
-        return answer_probs(log_probs), log_probs
-    if calibration == "cbm":
-        return calibrate_cbm(answer_probs(log_probs), norm)
-    if content_free_log_probs is None:
-        raise ValueError(f"calibration {calibration!r} needs `content_free_log_probs`")
-    content_free = np.asarray(content_free_log_probs, dtype=np.float64)
-    if content_free.shape[:-2] != log_probs.shape[:-2] or content_free.shape[-1] != log_probs.shape[-1]:
-        raise ValueError(
-            f"`content_free_log_probs` shape {content_free.shape} does not match `log_probs` shape {log_probs.shape}"
-        )
-    if calibration == "cc":
-        return calibrate_cc(log_probs, content_free, norm)
-    return calibrate_pmi_dc(log_probs, content_free[..., :1, :], norm)
+    needs_content_free, calibrated = _CALIBRATIONS[calibration]
+    content_free = None
+    if needs_content_free:
+        if content_free_log_probs is None:
+            raise ValueError(f"calibration {calibration!r} needs `content_free_log_probs`")
+        content_free = np.asarray(content_free_log_probs, dtype=np.float64)
+        if content_free.shape[:-2] != log_probs.shape[:-2] or content_free.shape[-1] != log_probs.shape[-1]:
+            raise ValueError(
+                f"`content_free_log_probs` shape {content_free.shape} does not match `log_probs` shape "
+                f"{log_probs.shape}"
+            )
+    return calibrated(log_probs, content_free, norm)
 
 
 @dataclass
@@ -432,8 +455,7 @@ def select_prompts(
     calibration = normalize_calibration(calibration)
     setting = normalize_setting(setting)
     log_probs = _as_array(log_probs, "log_probs", 3)
-    if norm not in NORMALIZATIONS:
-        raise ValueError(f"`norm` must be one of {NORMALIZATIONS}, got {norm!r}")
+    _check_norm(norm)
     num_templates, num_inputs, _ = log_probs.shape
 
     plain_probs = answer_probs(log_probs)
@@ -445,7 +467,7 @@ def select_prompts(
     prediction_scores = calibrated_scores if setting in ("A", "PA") else log_probs
     predictions = prediction_scores.argmax(axis=-1)
 
-    if method in ("ppl", "ppl_l"):
+    if method in PERPLEXITY_METHODS:
         if perplexity is None:
             raise ValueError(f"method {method!r} needs `perplexity`")
         perplexity = _as_array(perplexity, "perplexity", 2)
@@ -454,17 +476,15 @@ def select_prompts(
                 f"`perplexity` must have shape {(num_templates, num_inputs)}, got {perplexity.shape}"
             )
 
-    if method in INSTANCE_WISE_METHODS:
-        if method == "ppl_l":
-            _, instance_templates = ppl_l_select(perplexity)
-        else:
-            _, instance_templates = _INSTANCE_WISE[method](score_probs)
+    reads = perplexity if method in PERPLEXITY_METHODS else score_probs
+    if method in _INSTANCE_WISE:
+        _, instance_templates = _INSTANCE_WISE[method](reads)
         template_scores = np.bincount(instance_templates, minlength=num_templates) / num_inputs
     else:
-        template_scores = ppl_score(perplexity) if method == "ppl" else _TASK_WISE[method](score_probs)
+        template_scores = _TASK_WISE[method](reads)
     ranking = np.argsort(-template_scores, kind="stable")
     selected = int(ranking[0])
-    if method not in INSTANCE_WISE_METHODS:
+    if method not in _INSTANCE_WISE:
         instance_templates = np.full(num_inputs, selected)
     selected_predictions = predictions[instance_templates, np.arange(num_inputs)]
     return Selection(

@@ -180,13 +180,8 @@ def read_task_file(task: str, path: str | os.PathLike, limit: int | None = None)
 
 
 def _reader(task: str) -> tuple[FileFormat, Callable[[Mapping[str, Any], int], dict | None]]:
-    if task == "sst2":
-        return text_format(), _sst2_example
-    if task == "agnews":
-        # header=False: the released file has a header line, other copies of AG News do not.
-        columns = ("label", "title", "description")
-        return csv_format(columns, header=False, strict=False, shape_error=_AGNEWS_SHAPE), _agnews_example
-    return json_lines_format(), _nli_example(task)
+    """The file format of a task's data and the converter of its rows (see :func:`load_task`)."""
+    return _READERS[task]()
 
 
 def _sst2_example(row: Mapping[str, Any], index: int) -> dict | None:
@@ -220,6 +215,19 @@ def _nli_example(task: str) -> Callable[[Mapping[str, Any], int], dict]:
         return {fields[0]: row["premise"], fields[1]: row["hypothesis"], "label": names[row["label"]]}
 
     return convert
+
+
+# task -> (file format, row converter), built on use. AG News: header=False, since the released file has a
+# header line and other copies of it do not (the converter skips a first row whose label is not a digit).
+_READERS: dict[str, Callable[[], tuple[FileFormat, Callable[[Mapping[str, Any], int], dict | None]]]] = {
+    "sst2": lambda: (text_format(), _sst2_example),
+    "agnews": lambda: (
+        csv_format(("label", "title", "description"), header=False, strict=False, shape_error=_AGNEWS_SHAPE),
+        _agnews_example,
+    ),
+    "cb": lambda: (json_lines_format(), _nli_example("cb")),
+    "rte": lambda: (json_lines_format(), _nli_example("rte")),
+}
 
 
 def _registered(task: str) -> Callable[..., list[dict]]:

@@ -1,9 +1,13 @@
 """Registries of the evaluation wing: task kinds, data sets and metrics, each filled by a decorator in the
 style of lm-evaluation-harness's ``register_metric``.
 
-Adding one is one file (plus YAML): decorate a function or class in a module of :mod:`mi_decode.eval.kinds`,
-:mod:`mi_decode.eval.data` or :mod:`mi_decode.eval.metrics`, and name it in a suite. Suites are validated
-against these registries when they are parsed, so a typo fails before any model loads::
+Adding one is one file (plus YAML): decorate a function or class in a new module of
+:mod:`mi_decode.eval.kinds`, :mod:`mi_decode.eval.data` or :mod:`mi_decode.eval.metrics`, and name it in a
+suite. Every module of those packages is imported on the first lookup (``pkgutil``), so no import line is
+written anywhere. A third-party package registers its own modules under the entry-point group
+``mi_decode.eval`` (``[project.entry-points."mi_decode.eval"] my_metrics = "my_package.metrics"``), loaded
+at the same moment. Suites are validated against these registries when they are parsed, so a typo fails
+before any model loads::
 
     unknown metric 'rogue'; available: accuracy, distinct, mauve, ...
 
@@ -25,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -37,6 +42,56 @@ _BUILTIN_PACKAGES = {
     "data": "mi_decode.eval.data",
     "metric": "mi_decode.eval.metrics",
 }
+ENTRY_POINT_GROUP = "mi_decode.eval"  # third-party modules that register kinds, data sets or metrics
+
+
+def import_package_modules(package: str) -> list[str]:
+    """Import ``package`` and each of its top-level modules (what registers its entries); their names.
+
+    Example:
+        >>> from mi_decode.eval.registry import import_package_modules
+        >>> "text" in import_package_modules("mi_decode.eval.metrics")
+        True
+    """
+    module = importlib.import_module(package)
+    names = [info.name for info in pkgutil.iter_modules(module.__path__) if not info.name.startswith("_")]
+    for name in names:
+        importlib.import_module(f"{package}.{name}")
+    return names
+
+
+def load_entry_points(group: str = ENTRY_POINT_GROUP) -> list[str]:
+    """Import the modules that installed packages declare under the entry-point ``group``; their names. A
+    module that fails to import is named in the error, not skipped."""
+    from importlib.metadata import entry_points
+
+    loaded = []
+    for entry_point in entry_points(group=group):
+        try:
+            entry_point.load()
+        except Exception as error:
+            raise ImportError(
+                f"the {group!r} entry point {entry_point.name!r} ({entry_point.value}) failed to import: {error}"
+            ) from error
+        loaded.append(entry_point.value)
+    return loaded
+
+
+_LOADED: set[str] = set()
+
+
+def _load_all() -> None:
+    """Import every built-in registering module and the entry points, once per process."""
+    if "entry points" in _LOADED:
+        return
+    _LOADED.add("entry points")  # first, so that a module looking an entry up while importing does not recurse
+    try:
+        for package in _BUILTIN_PACKAGES.values():
+            import_package_modules(package)
+        load_entry_points()
+    except BaseException:
+        _LOADED.discard("entry points")
+        raise
 
 
 class SuiteError(ValueError):
@@ -69,9 +124,8 @@ class Registry(Generic[T]):
         self._entries.pop(name, None)
 
     def _load_builtins(self) -> None:
-        package = _BUILTIN_PACKAGES.get(self.what)
-        if package:
-            importlib.import_module(package)
+        if self.what in _BUILTIN_PACKAGES:
+            _load_all()
 
     def get(self, name: Any, where: str | None = None) -> T:
         """The entry named ``name``; raises :class:`SuiteError` naming ``where`` (e.g. the suite file and

@@ -4,9 +4,11 @@
 - ``choice``: pick the best of several continuations by adjusted log-probabilities (:mod:`.choice`).
 - ``prompt_selection``: score every template, then judge the selection methods (:mod:`.prompt_selection`).
 - ``pope``: yes/no questions about images, for vision-language models (:mod:`.pope`).
+
+A new kind is one module here with a ``@register_kind`` class; the registry imports every module of this
+package on its first lookup (:func:`mi_decode.eval.registry.import_package_modules`).
 """
 
-from . import choice, generate, pope, prompt_selection
 from .base import EvalContext, TaskKind
 
-__all__ = ["EvalContext", "TaskKind", "choice", "generate", "pope", "prompt_selection"]
+__all__ = ["EvalContext", "TaskKind"]

@@ -54,6 +54,76 @@ def _describe(example: Mapping, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+class _JinjaSyntax:
+    """promptsource's Jinja: rendered in the sandbox, the output split on ``|||`` into prompt and target;
+    answer choices fixed or a Jinja expression."""
+
+    @staticmethod
+    def check(template: PromptTemplate) -> None:
+        try:
+            _ENVIRONMENT.parse(template.source)
+            if isinstance(template.answer_choices, str):
+                _ENVIRONMENT.parse(template.answer_choices)
+        except TemplateSyntaxError as err:
+            raise TemplateError(f"template {template.name!r} is not valid Jinja: {err}") from err
+
+    @staticmethod
+    def fields(template: PromptTemplate) -> set[str]:
+        prompt_source = template.source.split(SEPARATOR, 1)[0]
+        try:
+            fields = meta.find_undeclared_variables(_ENVIRONMENT.parse(prompt_source))
+        except TemplateSyntaxError:
+            # The separator sits inside a block: nothing can be said about the prompt part alone.
+            return set()
+        return fields - {"answer_choices"} - set(_ENVIRONMENT.globals)
+
+    @staticmethod
+    def render(template: PromptTemplate, example: Mapping) -> RenderedPrompt:
+        protected = _escape_pipe(example)
+        choices = template.answer_choices_for(example)
+        protected["answer_choices"] = choices
+        parts = [
+            _unescape_pipe(part).strip()
+            for part in _ENVIRONMENT.from_string(template.source).render(protected).split(SEPARATOR)
+        ]
+        target = parts[1] if len(parts) > 1 and parts[1] else None
+        return RenderedPrompt(parts[0], choices, target)
+
+
+class _FormatSyntax:
+    """A Python format string naming plain fields only (no attribute or index access, no format spec),
+    with a fixed list of answer choices."""
+
+    @staticmethod
+    def check(template: PromptTemplate) -> None:
+        if isinstance(template.answer_choices, str):
+            raise TemplateError(
+                f"template {template.name!r}: a format template needs a list of answer choices"
+            )
+        for _, field, spec, conversion in string.Formatter().parse(template.source):
+            if field is not None and not field.isidentifier():
+                raise TemplateError(
+                    f"template {template.name!r}: format fields must be plain names, got {{{field}}}"
+                )
+            if field is not None and (spec or conversion):
+                raise TemplateError(
+                    f"template {template.name!r}: field {{{field}}} may not have a format spec"
+                )
+
+    @staticmethod
+    def fields(template: PromptTemplate) -> set[str]:
+        return {field for _, field, _, _ in string.Formatter().parse(template.source) if field}
+
+    @staticmethod
+    def render(template: PromptTemplate, example: Mapping) -> RenderedPrompt:
+        values = {key: example[key] for key in template.fields}
+        return RenderedPrompt(template.source.format_map(values), list(template.answer_choices))
+
+
+# The template syntaxes: a new one is a class with check/fields/render and an entry here.
+SYNTAXES = {"jinja": _JinjaSyntax, "format": _FormatSyntax}
+
+
 @dataclass(frozen=True)
 class PromptTemplate:
     """One prompt template.
@@ -89,39 +159,19 @@ class PromptTemplate:
             raise TemplateError(f"a template needs a non-empty string name, got {self.name!r}")
         if not isinstance(self.source, str):
             raise TemplateError(f"template {self.name!r}: the template text must be a string")
-        if self.syntax not in ("jinja", "format"):
+        if self.syntax not in SYNTAXES:
             raise TemplateError(
-                f"template {self.name!r}: syntax must be 'jinja' or 'format', got {self.syntax!r}"
+                f"template {self.name!r}: syntax must be one of {', '.join(map(repr, SYNTAXES))}, "
+                f"got {self.syntax!r}"
             )
-        if isinstance(self.answer_choices, str):
-            if self.syntax == "format":
-                raise TemplateError(
-                    f"template {self.name!r}: a format template needs a list of answer choices"
-                )
-        else:
+        if not isinstance(self.answer_choices, str):
             choices = tuple(self.answer_choices)
             if len(choices) < 2 or not all(isinstance(c, str) and c.strip() for c in choices):
                 raise TemplateError(
                     f"template {self.name!r}: answer_choices must hold at least two non-empty strings, got {choices!r}"
                 )
             object.__setattr__(self, "answer_choices", choices)
-        if self.syntax == "jinja":
-            try:
-                _ENVIRONMENT.parse(self.source)
-                if isinstance(self.answer_choices, str):
-                    _ENVIRONMENT.parse(self.answer_choices)
-            except TemplateSyntaxError as err:
-                raise TemplateError(f"template {self.name!r} is not valid Jinja: {err}") from err
-        else:
-            for _, field, spec, conversion in string.Formatter().parse(self.source):
-                if field is not None and not field.isidentifier():
-                    raise TemplateError(
-                        f"template {self.name!r}: format fields must be plain names, got {{{field}}}"
-                    )
-                if field is not None and (spec or conversion):
-                    raise TemplateError(
-                        f"template {self.name!r}: field {{{field}}} may not have a format spec"
-                    )
+        SYNTAXES[self.syntax].check(self)
 
     @classmethod
     def from_jinja(cls, name: str, jinja: str, answer_choices: str | Sequence[str], id: str | None = None):
@@ -136,15 +186,7 @@ class PromptTemplate:
     @property
     def fields(self) -> set[str]:
         """The example fields the prompt part of the template reads."""
-        if self.syntax == "format":
-            return {field for _, field, _, _ in string.Formatter().parse(self.source) if field}
-        prompt_source = self.source.split(SEPARATOR, 1)[0]
-        try:
-            fields = meta.find_undeclared_variables(_ENVIRONMENT.parse(prompt_source))
-        except TemplateSyntaxError:
-            # The separator sits inside a block: nothing can be said about the prompt part alone.
-            return set()
-        return fields - {"answer_choices"} - set(_ENVIRONMENT.globals)
+        return SYNTAXES[self.syntax].fields(self)
 
     @property
     def answer_choice_fields(self) -> set[str]:
@@ -172,25 +214,13 @@ class PromptTemplate:
                 f"template {self.name!r} failed to render {where}{_describe(example)}: missing field(s) {missing}"
             )
         try:
-            if self.syntax == "format":
-                return RenderedPrompt(
-                    self.source.format_map({k: example[k] for k in self.fields}), list(self.answer_choices)
-                )
-            protected = _escape_pipe(example)
-            choices = self.answer_choices_for(example)
-            protected["answer_choices"] = choices
-            parts = [
-                _unescape_pipe(part).strip()
-                for part in _ENVIRONMENT.from_string(self.source).render(protected).split(SEPARATOR)
-            ]
+            return SYNTAXES[self.syntax].render(self, example)
         except TemplateError:
             raise
         except Exception as err:  # the sandbox raises SecurityError, Jinja UndefinedError, TypeError...
             raise TemplateError(
                 f"template {self.name!r} failed to render {where}{_describe(example)}: {type(err).__name__}: {err}"
             ) from err
-        target = parts[1] if len(parts) > 1 and parts[1] else None
-        return RenderedPrompt(parts[0], choices, target)
 
     def answer_choices_for(self, example: Mapping) -> list[str]:
         """The answer choices for ``example`` (fixed, or rendered from the Jinja expression)."""
@@ -318,50 +348,61 @@ def load_inputs(source, limit: int | None = None) -> list[dict]:
     return examples
 
 
+def _read_jsonl(path: Path, file, limit: int | None) -> list[dict]:
+    examples = []
+    for line_number, line in enumerate(file, 1):
+        if not line.strip():
+            continue
+        try:
+            example = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{line_number}: invalid JSON ({err.msg})") from err
+        if not isinstance(example, dict):
+            raise ValueError(f"{path}:{line_number}: expected a JSON object, got {type(example).__name__}")
+        examples.append(example)
+        if limit and len(examples) == limit:
+            break
+    return examples
+
+
+def _read_json(path: Path, file, limit: int | None) -> list[dict]:
+    try:
+        document = json.load(file)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from err
+    if not isinstance(document, list) or not all(isinstance(e, dict) for e in document):
+        raise ValueError(f"{path}: expected a JSON list of objects")
+    return document[:limit] if limit else document
+
+
+def _read_delimited(path: Path, file, limit: int | None) -> list[dict]:
+    reader = csv.reader(file, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    header = next(reader, None)
+    if not header:
+        raise ValueError(f"{path}:1: missing header row")
+    examples = []
+    for row in reader:
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise ValueError(f"{path}:{reader.line_num}: expected {len(header)} columns, got {len(row)}")
+        examples.append(dict(zip(header, row, strict=True)))
+        if limit and len(examples) == limit:
+            break
+    return examples
+
+
+# File suffix -> reader(path, open file, limit) of the input files load_inputs takes.
+_FILE_READERS = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_delimited, ".tsv": _read_delimited}
+
+
 def _read_file(path: Path, limit: int | None) -> list[dict]:
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    examples = []
-    with path.open(encoding="utf-8", newline="") as f:
-        if suffix == ".jsonl":
-            for line_number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    example = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}:{line_number}: invalid JSON ({err.msg})") from err
-                if not isinstance(example, dict):
-                    raise ValueError(
-                        f"{path}:{line_number}: expected a JSON object, got {type(example).__name__}"
-                    )
-                examples.append(example)
-                if limit and len(examples) == limit:
-                    break
-        elif suffix == ".json":
-            try:
-                document = json.load(f)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from err
-            if not isinstance(document, list) or not all(isinstance(e, dict) for e in document):
-                raise ValueError(f"{path}: expected a JSON list of objects")
-            examples = document[:limit] if limit else document
-        elif suffix in (".csv", ".tsv"):
-            reader = csv.reader(f, delimiter="\t" if suffix == ".tsv" else ",")
-            header = next(reader, None)
-            if not header:
-                raise ValueError(f"{path}:1: missing header row")
-            for row in reader:
-                if not row:
-                    continue
-                if len(row) != len(header):
-                    raise ValueError(
-                        f"{path}:{reader.line_num}: expected {len(header)} columns, got {len(row)}"
-                    )
-                examples.append(dict(zip(header, row, strict=True)))
-                if limit and len(examples) == limit:
-                    break
-        else:
-            raise ValueError(f"{path}: unsupported input format {suffix!r} (use .jsonl, .json, .csv or .tsv)")
-    return examples
+    reader = _FILE_READERS.get(path.suffix.lower())
+    if reader is None:
+        raise ValueError(
+            f"{path}: unsupported input format {path.suffix.lower()!r} (use .jsonl, .json, .csv or .tsv)"
+        )
+    with path.open(encoding="utf-8", newline="") as file:
+        return reader(path, file, limit)

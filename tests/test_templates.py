@@ -89,6 +89,14 @@ def test_render_errors_name_template_and_example():
         PromptTemplate.from_format("one", "{x}", ["only"])
     with pytest.raises(TemplateError, match="at least two"):
         PromptTemplate.from_jinja("empty_choice", "{{ x }}", "{{ c }} ||| b").render({"x": "1", "c": ""})
+    with pytest.raises(TemplateError, match="'mustache': syntax must be one of 'jinja', 'format', got 'hbs'"):
+        PromptTemplate("mustache", "{{x}}", ("a", "b"), syntax="hbs")
+    with pytest.raises(TemplateError, match="a format template needs a list of answer choices"):
+        PromptTemplate("fixed", "{x}", "a ||| b", syntax="format")
+    with pytest.raises(TemplateError, match=r"format fields must be plain names, got \{x\.y\}"):
+        PromptTemplate.from_format("attr", "{x.y}", ["a", "b"])
+    with pytest.raises(TemplateError, match=r"field \{x\} may not have a format spec"):
+        PromptTemplate.from_format("spec", "{x!r}", ["a", "b"])
 
 
 def test_unlabelled_examples_render_without_target():
@@ -147,6 +155,15 @@ def test_load_inputs_reports_file_and_line(tmp_path):
     (tmp_path / "bad.csv").write_text("text,label\nok,1\nmissing\n")
     with pytest.raises(ValueError, match=r"bad\.csv:3: expected 2 columns"):
         load_inputs(tmp_path / "bad.csv")
+    (tmp_path / "bad.tsv").write_text("text\tlabel\nok,1\n")
+    with pytest.raises(ValueError, match=r"bad\.tsv:2: expected 2 columns"):
+        load_inputs(tmp_path / "bad.tsv")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ValueError, match=r"empty\.csv:1: missing header row"):
+        load_inputs(tmp_path / "empty.csv")
+    (tmp_path / "dict.json").write_text('{"text": "ok"}')
+    with pytest.raises(ValueError, match=r"dict\.json: expected a JSON list of objects"):
+        load_inputs(tmp_path / "dict.json")
     (tmp_path / "bad.parquet").write_bytes(b"PAR1")
     with pytest.raises(ValueError, match="unsupported input format"):
         load_inputs(tmp_path / "bad.parquet")

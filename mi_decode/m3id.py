@@ -155,7 +155,7 @@ def _adaptive_weight(config: MIConfig, step: int, conditioned: torch.Tensor, unc
     return config.jsd_scale * jensen_shannon(conditioned, unconditioned)
 
 
-# The rule table: a new weight schedule is one entry here (plus its MIConfig fields) and one CLI flag.
+# The rule table: a new weight schedule is one entry here, or a register_rule call in its own module.
 RULES: dict[str, Rule] = {
     rule.name: rule
     for rule in (
@@ -186,6 +186,35 @@ RULES: dict[str, Rule] = {
     )
 }
 COMMON_PARAMETERS = ("plausibility_beta",)
+
+
+def register_rule(rule: Rule) -> Rule:
+    """Add ``rule`` to :data:`RULES`, where ``MIConfig``, the processors, the fused loop, vLLM, the CLI's
+    ``--mi`` and the suites' ``rule:`` all find it. Its parameters must be :class:`MIConfig` fields; a new
+    field is one more line in ``MIConfig``. A module that registers a rule for the evaluation suites is
+    found through the entry-point group ``mi_decode.eval`` (see :mod:`mi_decode.eval.registry`).
+
+    Example:
+        >>> from mi_decode.m3id import RULES, MIConfig, Rule, register_rule, _scheduled
+        >>> half = register_rule(Rule("half", ("weight",), _scheduled(lambda c, t: c.weight / 2),
+        ...                           gated=False, summary="half the constant weight",
+        ...                           schedule=lambda c, t: c.weight / 2))
+        >>> MIConfig(rule="half", weight=1.0).weight_at(3)
+        0.5
+        >>> del RULES["half"]
+    """
+    if not isinstance(rule, Rule):
+        raise TypeError(f"register_rule takes a Rule, got {type(rule).__name__}")
+    if rule.name in RULES and RULES[rule.name] is not rule:
+        raise ValueError(f"rule {rule.name!r} is already registered")
+    fields = {field.name for field in dataclasses.fields(MIConfig)}
+    unknown = [name for name in rule.parameters if name not in fields]
+    if unknown:
+        raise ValueError(
+            f"rule {rule.name!r}: {unknown[0]!r} is not an MIConfig field ({', '.join(sorted(fields))})"
+        )
+    RULES[rule.name] = rule
+    return rule
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 # promptsource's separator between the prompt and the target, and between answer choices.
 SEPARATOR = "|||"
+INPUT_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")  # the input files load_inputs reads
 # promptsource escapes the separator inside field values with this marker before rendering.
 _PIPE_PROTECTOR = "3ed2dface8203c4c9dfb1a5dc58e41e0"
 
@@ -363,5 +364,5 @@ def _read_file(path: Path, limit: int | None) -> list[dict]:
                 if limit and len(examples) == limit:
                     break
         else:
-            raise ValueError(f"{path}: unsupported input format {suffix!r} (use .jsonl, .json, .csv or .tsv)")
+            raise ValueError(f"{path}: unsupported input format {suffix!r} (use {', '.join(INPUT_SUFFIXES)})")
     return examples

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .scoring import ANSWER_SCORES, TemplateScores, score_templates
+from .backends import Backend, make_backend
+from .scoring import ANSWER_SCORES, TemplateScores
 from .selection import (
     NORMALIZATIONS,
     normalize_calibration,
@@ -108,7 +109,16 @@ class PromptRanking:
         }
 
 
-def _macro_f1(labels: np.ndarray, predictions: np.ndarray) -> float:
+def macro_f1(labels: Sequence, predictions: Sequence) -> float:
+    """Macro-averaged F1 over the classes present in ``labels`` or ``predictions``
+    (``sklearn.metrics.f1_score`` with ``average="macro"``), the score of the prompt-selection papers
+    (Sorensen et al. 2022; Yang et al. 2024). Needs scikit-learn (the ``[eval]`` extra).
+
+    Example:
+        >>> from mi_decode.rank import macro_f1
+        >>> round(macro_f1([0, 0, 1, 1], [0, 1, 1, 1]), 4)  # F1 2/3 for class 0, 4/5 for class 1
+        0.7333
+    """
     from sklearn.metrics import f1_score
 
     return float(f1_score(labels, predictions, average="macro"))
@@ -127,7 +137,7 @@ def rank_prompts(
     progress: bool = True,
     labels: Sequence[int] | str | None = None,
     norm: str = "softmax",
-    backend: str = "hf",
+    backend: str | Backend = "hf",
     llm=None,
 ) -> PromptRanking:
     """Rank prompt templates by a label-free criterion (mutual information with CBM by default).
@@ -154,7 +164,8 @@ def rank_prompts(
         norm: renormalisation of calibrated probabilities, ``"softmax"`` (default) or ``"sum"``.
         backend: ``"hf"`` (default): the packed transformers scorer, :func:`mi_decode.scoring.score_templates`;
             ``"vllm"``: the same scores from a vLLM engine, :func:`mi_decode.vllm.scoring.score_templates_vllm`
-            (needs vLLM 0.32, the ``[vllm]`` extra; selections agree with ``"hf"``).
+            (needs vLLM 0.32, the ``[vllm]`` extra; selections agree with ``"hf"``). Or a
+            :class:`~mi_decode.backends.Backend` (then ``model``, ``tokenizer`` and ``llm`` are ``None``).
         llm: with ``backend="vllm"``, the engine may be given here instead of as ``model`` (then ``model``
             must be ``None``).
 
@@ -187,32 +198,16 @@ def rank_prompts(
         raise ValueError(f"`answer_score` must be one of {ANSWER_SCORES}, got {answer_score!r}")
     if norm not in NORMALIZATIONS:
         raise ValueError(f"`norm` must be one of {NORMALIZATIONS}, got {norm!r}")
-    _check_backend(backend, model, llm)
+    backend = make_backend(backend, model=model, tokenizer=tokenizer, llm=llm)
     if isinstance(templates, (str, os.PathLike)):
         templates = load_templates(templates)
     examples = load_inputs(inputs)
     gold = _resolve_labels(labels, examples)
 
     perplexity = method in ("ppl", "ppl_l")
-    if backend == "vllm":
-        from .vllm.scoring import is_vllm_engine, load_llm, score_templates_vllm
-
-        engine = llm if llm is not None else model
-        if not is_vllm_engine(engine):
-            engine = load_llm(engine)
-        scores = score_templates_vllm(
-            engine, templates, examples, tokenizer=tokenizer, progress=progress, perplexity=perplexity
-        )
-    else:
-        scores = score_templates(
-            model,
-            tokenizer,
-            templates,
-            examples,
-            batch_size=batch_size,
-            progress=progress,
-            perplexity=perplexity,
-        )
+    scores = backend.score_templates(
+        templates, examples, batch_size=batch_size, progress=progress, perplexity=perplexity
+    )
     selection = select_prompts(
         scores.inputs.get(answer_score),
         method=method,
@@ -250,45 +245,14 @@ def rank_prompts(
             raise ValueError(
                 f"labels must be answer indices in [0, {num_choices}), got {sorted(set(gold.tolist()))}"
             )
-        ranking.macro_f1 = {name: _macro_f1(gold, selection.predictions[t]) for t, name in enumerate(names)}
-        ranking.selected_f1 = _macro_f1(gold, selection.selected_predictions)
+        ranking.macro_f1 = {name: macro_f1(gold, selection.predictions[t]) for t, name in enumerate(names)}
+        ranking.selected_f1 = macro_f1(gold, selection.selected_predictions)
         ranking.oracle_template = max(names, key=ranking.macro_f1.__getitem__)
         ranking.oracle_f1 = ranking.macro_f1[ranking.oracle_template]
         ranking.selected_oracle_ratio = (
             ranking.selected_f1 / ranking.oracle_f1 if ranking.oracle_f1 else float("nan")
         )
     return ranking
-
-
-BACKENDS = ("hf", "vllm")
-
-
-def _check_backend(backend: str, model, llm) -> None:
-    """One-line errors for a backend that does not fit the model arguments (vLLM is not imported here)."""
-    from .vllm.scoring import is_vllm_engine
-
-    if backend not in BACKENDS:
-        raise ValueError(f"`backend` must be one of {BACKENDS}, got {backend!r}")
-    if backend == "hf":
-        if llm is not None:
-            raise ValueError("`llm` is the vLLM engine of backend='vllm'; pass backend='vllm' with it")
-        if is_vllm_engine(model):
-            raise ValueError("a vllm.LLM needs backend='vllm'")
-        if model is None or isinstance(model, (str, os.PathLike)):
-            raise ValueError(
-                "backend='hf' needs a loaded model and tokenizer (mi_decode.load_model()), got "
-                f"{type(model).__name__}"
-            )
-        return
-    if llm is not None:
-        if model is not None:
-            raise ValueError("give the vLLM engine once: as `model` or as `llm`, not both")
-        if not is_vllm_engine(llm):
-            raise ValueError(f"`llm` must be a vllm.LLM, got {type(llm).__name__}")
-    elif not (model is None or isinstance(model, (str, os.PathLike)) or is_vllm_engine(model)):
-        raise ValueError(
-            f"backend='vllm' takes a vllm.LLM or a model id or folder as `model`, got {type(model).__name__}"
-        )
 
 
 def _resolve_labels(labels, examples: list[dict]) -> np.ndarray | None:
@@ -308,4 +272,4 @@ def _resolve_labels(labels, examples: list[dict]) -> np.ndarray | None:
     return gold
 
 
-__all__ = ["PromptRanking", "rank_prompts"]
+__all__ = ["PromptRanking", "macro_f1", "rank_prompts"]

@@ -68,8 +68,19 @@ class ChoiceScores:
         return getattr(self, answer_score)
 
 
-class _ScoreTable:
-    """The arrays every scorer fills per (request, choice), turned into :class:`ChoiceScores` at the end."""
+class ScoreTable:
+    """The arrays every scorer (the packed HF one here, the vLLM one in :mod:`mi_decode.vllm.scoring`) fills
+    per (request, choice), turned into :class:`ChoiceScores` at the end.
+
+    Example:
+        >>> from mi_decode.scoring import ScoreTable
+        >>> table = ScoreTable(num_requests=1, width=2)
+        >>> table.set_choice(0, 0, [-1.0, -3.0])
+        >>> table.perplexity[0] = 5.0
+        >>> scores = table.scores()
+        >>> scores.first.tolist(), scores.mean.tolist(), scores.num_tokens.tolist()
+        ([[-1.0, nan]], [[-2.0, nan]], [[2, 0]])
+    """
 
     def __init__(self, num_requests: int, width: int):
         self.first = np.full((num_requests, width), np.nan)
@@ -149,7 +160,18 @@ class _Tokenized:
         return prompt_ids, answers
 
 
-def _check_inputs(model, prompts, choices, batch_size):
+def check_requests(prompts, choices) -> list[list[str]]:
+    """Validate scoring requests (one-line errors) and return one list of choices per prompt: ``choices`` may
+    be one list shared by all prompts.
+
+    Example:
+        >>> from mi_decode.scoring import check_requests
+        >>> check_requests(["a", "b"], ["yes", "no"])
+        [['yes', 'no'], ['yes', 'no']]
+        >>> check_requests(["a"], [["yes", ""]])
+        Traceback (most recent call last):
+        ValueError: request 0: every choice must be a non-empty string, got ['yes', '']
+    """
     if (
         isinstance(prompts, str)
         or not isinstance(prompts, Sequence)
@@ -167,6 +189,47 @@ def _check_inputs(model, prompts, choices, batch_size):
             raise ValueError(f"request {i}: choices must be a non-empty list of strings")
         if not all(isinstance(c, str) and c for c in request_choices):
             raise ValueError(f"request {i}: every choice must be a non-empty string, got {request_choices!r}")
+    return [list(request_choices) for request_choices in choices]
+
+
+@dataclass(frozen=True)
+class TokenizedRequests:
+    """Scoring requests as token ids, as every scorer scores them (the HF and vLLM scorers score the same ids).
+
+    Attributes:
+        prompt_ids: per request, the prompt's ids (with the tokenizer's special tokens; an empty prompt is its
+            BOS, else EOS, token).
+        answer_ids: per request, per choice, the answer's ids (after the leading-space rule, without special
+            tokens).
+    """
+
+    prompt_ids: list[list[int]]
+    answer_ids: list[list[list[int]]]
+
+    def table(self) -> ScoreTable:
+        """An empty :class:`ScoreTable` for these requests (as wide as the most choices of a request)."""
+        return ScoreTable(len(self.prompt_ids), max(len(answers) for answers in self.answer_ids))
+
+
+def tokenize_requests(tokenizer, prompts: Sequence[str], choices) -> TokenizedRequests:
+    """Check the requests (:func:`check_requests`) and tokenize them by the leading-space rule: the answer
+    follows the prompt after one space (see ``_Tokenized.split``). The one place where prompts and answers
+    become token ids, for every scorer.
+
+    Example:
+        >>> from transformers import AutoTokenizer  # doctest: +SKIP
+        >>> from mi_decode.scoring import tokenize_requests
+        >>> tokenizer = AutoTokenizer.from_pretrained("gpt2")  # doctest: +SKIP
+        >>> requests = tokenize_requests(tokenizer, ["It was"], ["good", "bad"])  # doctest: +SKIP
+        >>> [tokenizer.decode(ids) for ids in requests.answer_ids[0]]  # doctest: +SKIP
+        [' good', ' bad']
+    """
+    prompt_ids, answer_ids = _Tokenized(tokenizer).encode(prompts, check_requests(prompts, choices))
+    return TokenizedRequests(prompt_ids, answer_ids)
+
+
+def _check_hf_scorer(model, batch_size) -> None:
+    """The packed HF scorer's own conditions: a batch size, and an attention that takes a 4-D mask."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}")
     attention = getattr(model.config, "_attn_implementation", "eager")
@@ -175,7 +238,6 @@ def _check_inputs(model, prompts, choices, batch_size):
             f"the packed scorer needs a 4-D attention mask, which attn_implementation={attention!r} does not take; "
             f"load the model with attn_implementation='sdpa' or 'eager'"
         )
-    return choices
 
 
 def _packed_batch(rows, device, dtype):
@@ -242,11 +304,13 @@ def score_choices(
     """
     import torch
 
-    choices = _check_inputs(model, prompts, choices, batch_size)
-    prompt_ids, answer_ids = _Tokenized(tokenizer).encode(prompts, choices)
+    check_requests(prompts, choices)  # the input's errors first, then the scorer's
+    _check_hf_scorer(model, batch_size)
+    requests = tokenize_requests(tokenizer, prompts, choices)
+    prompt_ids, answer_ids = requests.prompt_ids, requests.answer_ids
 
     num_requests = len(prompts)
-    table = _ScoreTable(num_requests, max(len(a) for a in answer_ids))
+    table = requests.table()
 
     rows = []
     for ids, answers in zip(prompt_ids, answer_ids, strict=True):
@@ -323,10 +387,12 @@ def score_choices_naive(
     packed engine."""
     import torch
 
-    choices = _check_inputs(model, prompts, choices, 1)
-    prompt_ids, answer_ids = _Tokenized(tokenizer).encode(prompts, choices)
+    check_requests(prompts, choices)
+    _check_hf_scorer(model, 1)
+    requests = tokenize_requests(tokenizer, prompts, choices)
+    prompt_ids, answer_ids = requests.prompt_ids, requests.answer_ids
     device = next(model.parameters()).device
-    table = _ScoreTable(len(prompts), max(len(a) for a in answer_ids))
+    table = requests.table()
     for i in tqdm(range(len(prompts)), desc="naive scoring", disable=not progress):
         ids = prompt_ids[i]
         if perplexity and len(ids) > 1:

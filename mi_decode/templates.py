@@ -394,6 +394,7 @@ def _read_delimited(path: Path, file, limit: int | None) -> list[dict]:
 
 # File suffix -> reader(path, open file, limit) of the input files load_inputs takes.
 _FILE_READERS = {".jsonl": _read_jsonl, ".json": _read_json, ".csv": _read_delimited, ".tsv": _read_delimited}
+INPUT_SUFFIXES = tuple(_FILE_READERS)  # the input files load_inputs reads
 
 
 def _read_file(path: Path, limit: int | None) -> list[dict]:
@@ -402,7 +403,7 @@ def _read_file(path: Path, limit: int | None) -> list[dict]:
     reader = _FILE_READERS.get(path.suffix.lower())
     if reader is None:
         raise ValueError(
-            f"{path}: unsupported input format {path.suffix.lower()!r} (use .jsonl, .json, .csv or .tsv)"
+            f"{path}: unsupported input format {path.suffix.lower()!r} (use {', '.join(INPUT_SUFFIXES)})"
         )
     with path.open(encoding="utf-8", newline="") as file:
         return reader(path, file, limit)

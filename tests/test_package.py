@@ -104,6 +104,47 @@ def test_the_old_rank_cli_cycle_would_be_caught(tmp_path):
     ]  # fmt: skip
 
 
+def eval_wing_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """(core module, eval module) for every import of the evaluation wing by a module outside it, deferred
+    imports included: dependencies point from mi_decode.eval to the core, never back."""
+    wing = "mi_decode.eval"
+
+    def in_wing(name: str) -> bool:
+        return name == wing or name.startswith(wing + ".")
+
+    return sorted(
+        (module, target)
+        for module, targets in graph.items()
+        if not in_wing(module)
+        for target in targets
+        if in_wing(target)
+    )
+
+
+def test_the_core_does_not_import_the_eval_wing():
+    found = eval_wing_imports(import_graph(PACKAGE))
+    assert not found, "the core imports the eval wing: " + ", ".join(f"{a} -> {b}" for a, b in found)
+
+
+def test_the_eval_wing_check_finds_a_deferred_import(tmp_path):
+    """The shape issue 20 removed: the core rank-prompts command reading the eval wing's task files."""
+    package = tmp_path / "mi_decode"
+    (package / "cli").mkdir(parents=True)
+    (package / "eval" / "data").mkdir(parents=True)
+    for init in (package, package / "cli", package / "eval", package / "eval" / "data"):
+        (init / "__init__.py").write_text("")
+    (package / "eval" / "data" / "prompt_selection.py").write_text("from ...rank import rank\n")
+    (package / "rank.py").write_text("def rank(): pass\n")
+    (package / "cli" / "rank_prompts.py").write_text(
+        "def run():\n    from ..eval.data.prompt_selection import TASKS\n"
+    )
+    (package / "cli" / "main.py").write_text("import mi_decode.eval\n")
+    assert eval_wing_imports(import_graph(package)) == [
+        ("mi_decode.cli.main", "mi_decode.eval"),
+        ("mi_decode.cli.rank_prompts", "mi_decode.eval.data.prompt_selection"),
+    ]
+
+
 @pytest.mark.parametrize("suite", ["grounding", "summarization", "open_ended", "prompt_selection", "pope"])
 def test_shipped_suites_live_inside_the_package(suite):
     import mi_decode

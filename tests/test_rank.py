@@ -200,8 +200,14 @@ def test_cli_arguments():
         parser.parse_args(["rank-prompts", "--templates", "t.yaml", "--data", "d.csv", "--method", "vibes"])
 
 
+def write_jsonl(path, examples) -> str:
+    path.write_text("".join(json.dumps(example) + "\n" for example in examples))
+    return str(path)
+
+
 @pytest.mark.embedded
 def test_cli_ranks_sst2_with_the_embedded_model(embedded, data_dir, tmp_path, capsys):
+    """The core command on SST-2 rows written as JSONL (the built-in sets' own files are the eval wing's)."""
     parser = argparse.ArgumentParser(prog="mi-decode")
     add_subcommand(parser.add_subparsers())
     out = tmp_path / "results.json"
@@ -213,7 +219,9 @@ def test_cli_ranks_sst2_with_the_embedded_model(embedded, data_dir, tmp_path, ca
             "--template-names",
             "prompt_0[01]",
             "--data",
-            str(data_dir / "prompt_selection" / "data" / "sst2" / "stsa.binary.dev"),
+            write_jsonl(tmp_path / "sst2.jsonl", load_task("sst2", data_dir, limit=6)),
+            "--label-field",
+            "label",
             "--limit",
             "4",
             "--batch-size",
@@ -226,7 +234,24 @@ def test_cli_ranks_sst2_with_the_embedded_model(embedded, data_dir, tmp_path, ca
     assert args.func(args) == 0
     printed = capsys.readouterr().out
     summary = json.loads(out.read_text())
-    assert summary["task"] == "sst2" and summary["selected"] in {"prompt_00", "prompt_01"}
+    assert summary["backend"] == "hf" and summary["selected"] in {"prompt_00", "prompt_01"}
     assert len(summary["predictions"]) == 4
     assert set(summary["macro_f1"]) == {"prompt_00", "prompt_01"}
     assert f"selected: {summary['selected']}" in printed and "selected/oracle" in printed
+
+
+def test_cli_points_a_built_in_data_file_to_the_eval_command(tmp_path):
+    """SST-2's original file (`<0|1> <sentence>` lines) is the eval wing's to read: one line saying where to
+    go, before any model loads."""
+    parser = argparse.ArgumentParser(prog="mi-decode")
+    add_subcommand(parser.add_subparsers())
+    (tmp_path / "t.yaml").write_text(
+        "templates:\n  a:\n    name: a\n    jinja: '{{ sentence }} It was ||| x'\n    answer_choices: bad ||| good\n"
+    )
+    (tmp_path / "stsa.binary.dev").write_text("1 good film\n")
+    args = parser.parse_args(
+        ["rank-prompts", "--templates", str(tmp_path / "t.yaml"), "--data", str(tmp_path / "stsa.binary.dev")]
+    )
+    with pytest.raises(ValueError, match="mi-decode eval --suites prompt_selection") as error:
+        args.func(args)
+    assert "\n" not in str(error.value) and "stsa.binary.dev" in str(error.value)

@@ -137,11 +137,11 @@ def memoized(function):
 def test_rank_prompts_selects_the_same_template_on_both_backends(
     vllm_llm, embedded, data_dir, task, monkeypatch
 ):
-    import mi_decode.rank
+    import mi_decode.scoring
     import mi_decode.vllm.scoring
     from mi_decode.rank import rank_prompts
 
-    monkeypatch.setattr(mi_decode.rank, "score_templates", memoized(mi_decode.rank.score_templates))
+    monkeypatch.setattr(mi_decode.scoring, "score_templates", memoized(mi_decode.scoring.score_templates))
     monkeypatch.setattr(
         mi_decode.vllm.scoring, "score_templates_vllm", memoized(mi_decode.vllm.scoring.score_templates_vllm)
     )
@@ -162,11 +162,15 @@ def test_rank_prompts_selects_the_same_template_on_both_backends(
 
 
 def sst2_cli_args(data_dir, out):
+    """rank-prompts on SST-2 rows written as JSONL next to ``out`` (the core command reads the user's files)."""
+    inputs = out.parent / "sst2.jsonl"
+    inputs.write_text("".join(json.dumps(example) + "\n" for example in load_task("sst2", data_dir, limit=4)))
     return [
         "rank-prompts",
         "--templates", str(task_templates_path("sst2", data_dir)),
         "--template-names", "prompt_0[0-2]",
-        "--data", str(data_dir / "prompt_selection" / "data" / "sst2" / "stsa.binary.dev"),
+        "--data", str(inputs),
+        "--label-field", "label",
         "--limit", "4",
         "--out", str(out),
         "--no-progress",

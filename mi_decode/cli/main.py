@@ -30,12 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineErrorParser)
     subparsers.required = True
-    from ..eval.cli import add_subcommand as add_eval
     from . import generate, rank_prompts
 
     generate.add_subcommand(subparsers)
     rank_prompts.add_subcommand(subparsers)
-    add_eval(subparsers)
+    for add_subcommand in wing_subcommands():
+        add_subcommand(subparsers)
     model_path = subparsers.add_parser(
         "model-path",
         help="print the folder of the embedded model (a standard Hugging Face model folder)",
@@ -44,6 +44,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model_path.set_defaults(func=_print_model_path)
     return parser
+
+
+def wing_subcommands() -> list:
+    """The ``add_subcommand`` functions of mi_decode's wings, in name order: every subpackage with a ``cli``
+    module that defines one (the evaluation wing's is ``mi-decode eval``). They are found, not imported by
+    name, so that the core depends on no wing: the wings import the core, never the other way round.
+
+    Example:
+        >>> from mi_decode.cli.main import wing_subcommands
+        >>> [f.__module__ for f in wing_subcommands()]
+        ['mi_decode.eval.cli']
+    """
+    import importlib
+    import importlib.util
+    import pkgutil
+
+    package = __name__.rsplit(".", 2)[0]  # mi_decode
+    found = []
+    for module in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        name = f"{package}.{module.name}.cli"
+        if module.ispkg and module.name != "cli" and importlib.util.find_spec(name) is not None:
+            add_subcommand = getattr(importlib.import_module(name), "add_subcommand", None)
+            if callable(add_subcommand):
+                found.append(add_subcommand)
+    return found
 
 
 def _print_model_path(args) -> int:

@@ -1,14 +1,18 @@
-"""``mi-decode rank-prompts``: rank prompt templates by mutual information, without labels."""
+"""``mi-decode rank-prompts``: rank prompt templates by mutual information, without labels.
+
+It reads the user's inputs (:func:`mi_decode.templates.load_inputs`: JSONL, JSON, CSV or TSV) and templates.
+The built-in labelled sets of the prompt-selection papers (SST-2, AG News, CB, RTE in their original file
+formats) belong to the evaluation wing: ``mi-decode eval --suites prompt_selection`` runs them.
+"""
 
 from __future__ import annotations
 
 import inspect
 import json
-import sys
 from pathlib import Path
 
-from ..eval.data.prompt_selection import TASKS, infer_task, read_task_file
-from ..rank import BACKENDS, rank_prompts
+from ..backends import BACKENDS, DEFAULT_BACKEND
+from ..rank import rank_prompts
 from ..scoring import ANSWER_SCORES
 from ..selection import (
     CALIBRATIONS,
@@ -19,6 +23,7 @@ from ..selection import (
     SETTINGS,
     TASK_WISE_METHODS,
 )
+from ..templates import INPUT_SUFFIXES
 from .types import positive_int, regular_expression
 
 # The defaults are rank_prompts's own, so the command and the function cannot drift apart.
@@ -69,7 +74,7 @@ def add_subcommand(subparsers) -> None:
         "rank-prompts",
         help="rank prompt templates by mutual information (no labels needed)",
         description="Score every template on the inputs and rank them by a label-free criterion "
-        "(MI with CBM calibration by default). With labelled task data, also prints each template's macro-F1.",
+        "(MI with CBM calibration by default). With --label-field, also prints each template's macro-F1.",
     )
     parser.add_argument("--templates", required=True, help="promptsource templates.yaml")
     parser.add_argument(
@@ -81,13 +86,8 @@ def add_subcommand(subparsers) -> None:
     parser.add_argument(
         "--data",
         required=True,
-        help="inputs: JSONL/JSON/CSV/TSV, or a task data file (SST-2, AG News, CB, RTE)",
-    )
-    parser.add_argument(
-        "--task",
-        choices=sorted(TASKS),
-        default=None,
-        help="read --data in this task's format (default: from its name)",
+        help="inputs: JSONL/JSON/CSV/TSV (the built-in SST-2, AG News, CB and RTE sets run with "
+        "`mi-decode eval --suites prompt_selection`)",
     )
     parser.add_argument(
         "--label-field", default=None, help="input field with gold answer indices (for F1 only)"
@@ -145,7 +145,7 @@ def add_subcommand(subparsers) -> None:
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
-        default="hf",
+        default=DEFAULT_BACKEND,
         help="scoring backend: hf (transformers, packed scorer; the default) or vllm (a vLLM engine started "
         "on --model; needs vLLM 0.32: pip install 'mi-decode[vllm]'; on CPU set VLLM_CPU_KVCACHE_SPACE)",
     )
@@ -157,34 +157,26 @@ def add_subcommand(subparsers) -> None:
 
 def run(args) -> int:
     """The ``rank-prompts`` command: returns the exit status."""
-    from ..models import load_model
+    from ..backends import backend_type
     from ..templates import load_inputs, load_templates
 
     if not Path(args.templates).is_file():
         raise ValueError(f"--templates {args.templates}: no such file")
     templates = load_templates(args.templates, names=args.template_names)
-    task = args.task or infer_task(args.data)
-    if task is not None:
-        examples = read_task_file(task, args.data, limit=args.limit)
-    else:
-        examples = load_inputs(args.data, limit=args.limit)
-    label_field = args.label_field or ("label" if task is not None else None)
+    if Path(args.data).suffix.lower() not in INPUT_SUFFIXES:
+        raise ValueError(
+            f"--data {args.data}: rank-prompts reads {', '.join(INPUT_SUFFIXES)} inputs; the built-in "
+            "prompt-selection sets (SST-2, AG News, CB, RTE) run with `mi-decode eval --suites prompt_selection`"
+        )
+    examples = load_inputs(args.data, limit=args.limit)
     if args.label_field is not None:  # before the model loads
         _check_label_field(examples, args.label_field)
-    if args.backend == "vllm":
-        from ..vllm import VLLMUnavailableError
-        from ..vllm.scoring import load_llm
-
-        try:
-            model, tokenizer = load_llm(args.model), None
-        except VLLMUnavailableError as error:  # an ImportError: say it in one line, as for bad input
-            print(f"mi-decode rank-prompts: error: {error}", file=sys.stderr)
-            return 2
-    else:
-        model, tokenizer = load_model(args.model)
+    backend_class = backend_type(args.backend)
+    backend_class.check_available()  # a missing vLLM: an ImportError, which main() says in one line
+    backend = backend_class.load(args.model)  # vLLM's engine starts when the templates are scored
     result = rank_prompts(
-        model,
-        tokenizer,
+        None,
+        None,
         templates,
         examples,
         method=args.method,
@@ -193,9 +185,9 @@ def run(args) -> int:
         answer_score=args.answer_score,
         batch_size=args.batch_size,
         progress=not args.no_progress,
-        labels=label_field,
+        labels=args.label_field,
         norm=args.norm,
-        backend=args.backend,
+        backend=backend,
     )
     print(result.table(top=args.top))
     if args.out:
@@ -203,7 +195,6 @@ def run(args) -> int:
         summary.update(
             templates=str(args.templates),
             data=str(args.data),
-            task=task,
             model=args.model or "embedded",
             backend=args.backend,
         )

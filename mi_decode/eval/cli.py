@@ -63,6 +63,8 @@ def resolve_data_dir(data_dir: str | None) -> str | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..backends import BACKENDS, DEFAULT_BACKEND
+
     parser.add_argument(
         "--suites",
         "--suite",
@@ -102,8 +104,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument(
         "--backend",
-        choices=("hf", "vllm"),
-        default="hf",
+        choices=BACKENDS,
+        default=DEFAULT_BACKEND,
         help="how models score: hf (transformers; the default) or vllm (a vLLM engine on --model; "
         "prompt_selection tasks only; needs vLLM 0.32: pip install 'mi-decode[vllm]')",
     )
@@ -137,8 +139,9 @@ def settings_from_args(args):
 def run(args, argv: list[str]) -> int:
     if args.num_processes < 1:
         raise ValueError(f"--num-processes must be >= 1, got {args.num_processes}")
-    if args.num_processes > 1 and args.backend == "vllm":
-        raise ValueError("--backend vllm runs in one process (vLLM batches itself); drop --num-processes")
+    from ..backends import backend_type
+
+    backend_type(args.backend).check_processes(args.num_processes)
     if args.num_processes > 1:
         # Relaunch under accelerate. Its --multi_gpu launcher (torchrun) also serves CPUs: the engine then
         # asks for a CPU process group; plain --cpu would start a single process.

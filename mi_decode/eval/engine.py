@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..rank import BACKENDS
+from ..backends import BACKENDS, DEFAULT_BACKEND, Backend, backend_type, make_backend
 from .kinds import EvalContext
 from .registry import TASK_KINDS
 from .store import ResultShard, check_run_settings, read_records, record_run_settings
@@ -43,13 +43,17 @@ class EvalSettings:
     methods: list[str] | None = None
     tasks: list[str] | None = None  # a subset of the suites' task names (default: all)
     progress: bool = True
-    backend: str = "hf"  # "vllm": score prompt-selection tasks on a vLLM engine (other kinds refuse it)
+    backend: str = DEFAULT_BACKEND  # "vllm": prompt-selection tasks on a vLLM engine (other kinds refuse it)
 
     def __post_init__(self):
         if not self.suites:
             raise ValueError("name at least one suite")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        try:
+            backend_type(self.backend)
+        except ValueError:
+            raise ValueError(
+                f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}"
+            ) from None
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"--limit must be >= 1, got {self.limit}")
         if self.batch_size < 1:
@@ -65,7 +69,7 @@ class EvalSettings:
             "batch_size": self.batch_size,
             "suite": suite.fingerprint(),
         }
-        if self.backend != "hf":
+        if self.backend != DEFAULT_BACKEND:
             settings["backend"] = self.backend
         return settings
 
@@ -97,8 +101,9 @@ def run_evaluation(settings: EvalSettings, model=None, tokenizer=None) -> dict[s
     With ``accelerate launch --num_processes N -m mi_decode.eval ...`` each process runs its share of the
     batches; the main process then summarises everything (other processes return ``{}``).
 
-    With ``settings.backend == "vllm"`` (prompt-selection tasks only) ``model`` may be a ``vllm.LLM``; by
-    default one is started on ``settings.model`` (:func:`mi_decode.vllm.scoring.load_llm`).
+    The run's backend (:func:`mi_decode.backends.make_backend` on ``settings.backend``) goes into the run
+    context; with ``settings.backend == "vllm"`` (prompt-selection tasks only) ``model`` may be a
+    ``vllm.LLM``, by default one is started on ``settings.model`` when the first batch is scored.
     """
     from accelerate import PartialState
 
@@ -111,16 +116,10 @@ def run_evaluation(settings: EvalSettings, model=None, tokenizer=None) -> dict[s
     unknown = set(settings.tasks or ()) - {t.name for suite in suites for t in suite.tasks}
     if unknown:
         raise ValueError(f"--tasks names tasks the suites do not have: {sorted(unknown)}")
-    if model is not None:
-        from ..vllm.scoring import is_vllm_engine
-
-        if is_vllm_engine(model) != (settings.backend == "vllm"):
-            raise ValueError(
-                f"a {'vllm.LLM' if is_vllm_engine(model) else 'transformers model'} was given with backend "
-                f"{settings.backend!r}: a vllm.LLM goes with backend 'vllm', a transformers model with 'hf'"
-            )
-    if settings.backend == "vllm":  # before the data and any model: a refused run costs nothing
-        _check_vllm_backend(settings, state, suites)
+    backend_class = backend_type(settings.backend)
+    # A given model must fit the backend (a vllm.LLM goes with 'vllm', a transformers model with 'hf').
+    backend = None if model is None else make_backend(settings.backend, model=model, tokenizer=tokenizer)
+    _check_backend(settings, backend_class, state, suites)  # before the data and any model
     examples_by_task = {}
     for suite in suites:  # all data before anything is written, so a refused run leaves no files
         for task in _selected_tasks(settings, suite):
@@ -134,15 +133,11 @@ def run_evaluation(settings: EvalSettings, model=None, tokenizer=None) -> dict[s
         for suite in suites:
             check_run_settings(settings.output_dir / suite.name, settings.run_settings(suite))
     state.wait_for_everyone()  # run.json is checked before any process writes records (it is written with them)
-    if model is None and settings.backend == "vllm":
-        from ..vllm.scoring import load_llm
-
-        model = load_llm(settings.model)
-    elif model is None:  # after the data, so a bad data folder fails fast
-        from ..models import load_model
-
-        model, tokenizer = load_model(settings.model, device=state.device)
-    ctx = EvalContext(model=model, tokenizer=tokenizer, data_dir=settings.data_dir)
+    if backend is None:  # after the data, so a bad data folder fails fast
+        backend = backend_class.load(settings.model, device=state.device)
+    ctx = EvalContext(
+        model=backend.model, tokenizer=backend.tokenizer, data_dir=settings.data_dir, backend=backend
+    )
 
     jobs = [
         (suite, task, group)
@@ -163,23 +158,25 @@ def _kind(task):
     return TASK_KINDS.get(task.kind)()
 
 
-VLLM_KINDS = ("prompt_selection",)  # the task kinds that score on a vLLM engine with --backend vllm
+def _runs(backend: type[Backend], kind_name: str) -> bool:
+    """Whether ``backend`` supports everything tasks of the kind need from it."""
+    return all(backend.supports(operation) for operation in TASK_KINDS.get(kind_name).backend_needs)
 
 
-def _check_vllm_backend(settings: EvalSettings, state, suites: list[Suite]) -> None:
-    """Refuse ``--backend vllm`` for tasks of other kinds, for several processes, and without vLLM."""
+def _check_backend(settings: EvalSettings, backend: type[Backend], state, suites: list[Suite]) -> None:
+    """Refuse, before the data and any model load (a refused run costs nothing), a backend that cannot run a
+    selected task's kind, that runs in one process when there are several, or whose packages are missing."""
     for suite in suites:
         for task in _selected_tasks(settings, suite):
-            if task.kind not in VLLM_KINDS:
+            if not _runs(backend, task.kind):
+                kinds = [name for name in TASK_KINDS.names() if _runs(backend, name)]
                 raise ValueError(
-                    f"--backend vllm scores {', '.join(VLLM_KINDS)} tasks only; task {suite.name}/{task.name} "
-                    f"is a {task.kind} task: run it with --backend hf, or select prompt-selection suites only"
+                    f"--backend {backend.name} runs {', '.join(kinds) or 'no'} tasks only; task "
+                    f"{suite.name}/{task.name} is a {task.kind} task: run it with --backend {DEFAULT_BACKEND}, "
+                    f"or select {' or '.join(kinds)} suites only"
                 )
-    if state.num_processes > 1:
-        raise ValueError("--backend vllm runs in one process (vLLM batches itself); drop --num-processes")
-    from ..vllm import require_vllm
-
-    require_vllm()
+    backend.check_processes(state.num_processes)
+    backend.check_available()
 
 
 def _method_groups(task, methods: list) -> list[list]:

@@ -84,7 +84,9 @@ def _load_all() -> None:
     """Import every built-in registering module and the entry points, once per process."""
     if "entry points" in _LOADED:
         return
-    _LOADED.add("entry points")  # first, so that a module looking an entry up while importing does not recurse
+    _LOADED.add(
+        "entry points"
+    )  # first, so that a module looking an entry up while importing does not recurse
     try:
         for package in _BUILTIN_PACKAGES.values():
             import_package_modules(package)

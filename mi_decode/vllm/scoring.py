@@ -2,8 +2,8 @@
 :class:`~mi_decode.scoring.TemplateScores` of :mod:`mi_decode.scoring`, so that :mod:`mi_decode.selection`
 and :func:`mi_decode.rank_prompts` (``backend="vllm"``) work unchanged.
 
-Tokenization is the Hugging Face scorer's (``_Tokenized``: the same leading-space rule, the same token ids)
-and every request is a ``TokensPrompt``, so both backends score identical tokens.
+Tokenization is the Hugging Face scorer's (:func:`mi_decode.scoring.tokenize_requests`: the same checks, the
+same leading-space rule, the same token ids) and every request is a ``TokensPrompt``, so both backends score identical tokens.
 
 How a prompt's answers are scored without running the prompt once per answer:
 
@@ -37,26 +37,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import numpy as np
 
-from ..scoring import (
-    ChoiceScores,
-    TemplateScores,
-    _check_inputs,
-    _ScoreTable,
-    _Tokenized,
-    template_requests,
-)
+from ..scoring import ChoiceScores, TemplateScores, template_requests, tokenize_requests
 from ..templates import PromptTemplate
 from . import require_vllm
 
 MAX_SCORED_IDS = 128
 """``vllm.sampling_params.MAX_LOGPROB_TOKEN_IDS``: the most ``logprob_token_ids`` one request may ask."""
-
-# _check_inputs also checks an HF model's attention implementation, which has no vLLM analogue.
-_NO_HF_MODEL = SimpleNamespace(config=SimpleNamespace())
 
 
 def is_vllm_engine(obj) -> bool:
@@ -238,10 +227,10 @@ def score_choices_vllm(
         >>> scores.mean.argmax(-1)  # doctest: +SKIP
         array([1])
     """
-    choices = _check_inputs(_NO_HF_MODEL, prompts, choices, 1)
     if not is_vllm_engine(llm):
         raise ValueError(f"`llm` must be a vllm.LLM, got {type(llm).__name__}")
-    prompt_ids, answer_ids = _Tokenized(tokenizer or llm.get_tokenizer()).encode(prompts, choices)
+    tokenized = tokenize_requests(tokenizer or llm.get_tokenizer(), prompts, choices)
+    prompt_ids, answer_ids = tokenized.prompt_ids, tokenized.answer_ids
     max_model_len, block_size, _ = _engine_config(llm)
     for i, (ids, answers) in enumerate(zip(prompt_ids, answer_ids, strict=True)):
         longest = len(ids) + max(len(a) for a in answers) - 1
@@ -295,7 +284,7 @@ def score_choices_vllm(
         for r, result in zip(stale, again, strict=True):
             results[r] = result
 
-    table = _ScoreTable(len(prompts), max(len(a) for a in answer_ids))
+    table = tokenized.table()
     for i, (head, tails) in enumerate(plan):
         ids = prompt_ids[i]
         if perplexity and len(ids) > 1:

@@ -19,12 +19,20 @@ _JINJA = SandboxedEnvironment(keep_trailing_newline=False)
 
 @dataclasses.dataclass
 class EvalContext:
-    """What kinds and metrics need from a run: the model, its tokenizer (or processor) and the data folder."""
+    """What kinds and metrics need from a run: the model, its tokenizer (or processor), the data folder, and
+    the backend that runs the model (:mod:`mi_decode.backends`; default: an HF backend on ``model``)."""
 
     model: Any
     tokenizer: Any
     data_dir: Any = None
     feature_extractor: Callable[[Sequence[str]], Any] | None = None  # for MAUVE; built on first use
+    backend: Any = None  # a mi_decode.backends.Backend
+
+    def __post_init__(self):
+        if self.backend is None:
+            from ...backends import HFBackend
+
+            self.backend = HFBackend(self.model, self.tokenizer)
 
     def mauve_features(self, texts: Sequence[str]):
         """MAUVE features of ``texts``: MiniLM sentence embeddings, else the evaluated model's states."""
@@ -77,6 +85,9 @@ class TaskKind:
     fields_note = ""  # what else it reads, for the field table of --help and the README
     # Modules the kind imports -> their packages, checked when a suite is parsed (paired bootstrap intervals).
     requires: Mapping[str, str] = {"scipy": "scipy"}
+    # What the run's backend must support (mi_decode.backends.OPERATIONS), checked before any model loads:
+    # kinds drive the transformers model themselves unless they say otherwise.
+    backend_needs: tuple[str, ...] = ("forward", "generate")
 
     def check(self, task, methods: Sequence, where: str) -> None:
         """Parse-time checks of a task of this kind (prompts, methods); raise :class:`SuiteError`."""

@@ -11,8 +11,8 @@ Task options: ``templates`` (how many of the ``prompt_XX`` templates, default al
 (with ``--quick``), ``template_file`` (a promptsource YAML, relative to the suite's folder; default: the
 built-in set's templates in the data folder).
 
-With ``mi-decode eval --backend vllm`` the templates are scored on a vLLM engine
-(:func:`mi_decode.vllm.scoring.score_templates_vllm`, the same scores within float rounding).
+The templates are scored by the run's backend (``ctx.backend.score_templates``): the packed HF scorer, or
+with ``mi-decode eval --backend vllm`` a vLLM engine (the same scores within float rounding).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class PromptSelectionKind(TaskKind):
     requires = {"sklearn": "scikit-learn"}  # macro-F1
     fields = {"label": "int"}
     fields_note = "and the fields its templates read"
+    backend_needs = ("score_templates",)
 
     def check(self, task, methods, where: str) -> None:
         unknown = sorted(set(task.options) - _OPTIONS)
@@ -67,21 +68,9 @@ class PromptSelectionKind(TaskKind):
         ]
 
     def run(self, ctx, task, method, units: list[dict]) -> list[dict[str, Any]]:
-        """Score the batch's templates on the inputs: with the packed HF scorer, or on vLLM when the
-        context's model is a ``vllm.LLM`` (``mi-decode eval --backend vllm``)."""
-        from ...vllm.scoring import is_vllm_engine
-
+        """Score the batch's templates on the inputs with the run's backend."""
         templates, inputs = [unit["template"] for unit in units], units[0]["inputs"]
-        if is_vllm_engine(ctx.model):
-            from ...vllm.scoring import score_templates_vllm
-
-            scores = score_templates_vllm(
-                ctx.model, templates, inputs, tokenizer=ctx.tokenizer, progress=False
-            )
-        else:
-            from ...scoring import score_templates
-
-            scores = score_templates(ctx.model, ctx.tokenizer, templates, inputs, progress=False)
+        scores = ctx.backend.score_templates(templates, inputs, progress=False)
         return [
             {
                 "log_probs": scores.inputs.get(ANSWER_SCORE)[t].tolist(),

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ...rank import macro_f1  # the core's, the one implementation (importable from here as before)
 from ..registry import Metric, register_metric
 from .loading import load
 from .text import _check_same_length, _mean
@@ -127,25 +128,6 @@ def pope_scores(answers: Sequence[str | None], labels: Sequence[str]) -> dict[st
 # ----------------------------------------------------------------------------------------------------------
 # Prompt selection: the selected template's macro-F1 against the best template's
 # ----------------------------------------------------------------------------------------------------------
-
-
-def macro_f1(labels: Sequence[Any], predictions: Sequence[Any]) -> float:
-    """Macro-averaged F1 over the classes present in ``labels`` or ``predictions``
-    (``sklearn.metrics.f1_score`` with ``average="macro"``), the score of the prompt-selection papers
-    (Sorensen et al. 2022; Yang et al. 2024).
-
-    Example:
-
-    ```python
-    >>> from mi_decode.eval.metrics.stats import macro_f1
-    >>> round(macro_f1([0, 0, 1, 1], [0, 1, 1, 1]), 4)  # F1 2/3 for class 0, 4/5 for class 1
-    0.7333
-
-    ```
-    """
-    from sklearn.metrics import f1_score
-
-    return float(f1_score(labels, predictions, average="macro"))
 
 
 def selected_oracle_f1(

@@ -1,6 +1,7 @@
-"""The evaluate modules shipped in mi_decode/eval/metrics/modules: each equals the plain function it wraps,
-loads offline by path from a read-only copy of the package (as from site-packages), and the documented
-examples run."""
+"""The evaluate modules generated from the metric registry (mi_decode.eval.metrics.loading): each equals the
+plain function it wraps, loads offline by path from a read-only copy of the package (as from site-packages),
+and the documented examples run; a metric registered at run time gets its module with no file written by
+hand, and the generated scripts are written once and reused."""
 
 from __future__ import annotations
 
@@ -17,16 +18,20 @@ import sys
 import textwrap
 from pathlib import Path
 
+import evaluate
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mi_decode
-from mi_decode.eval.metrics import MODULES, load, module_path
+from mi_decode.eval.metrics import MODULES, PublishedMetric, load, module_path
 from mi_decode.eval.metrics import text as plain
+from mi_decode.eval.metrics.loading import scripts_dir
 from mi_decode.eval.metrics.mauve import mauve_score
 from mi_decode.eval.metrics.stats import macro_f1, pope_scores, selected_oracle_f1
+from mi_decode.eval.registry import METRICS, Metric, SuiteError, register_metric
+from mi_decode.eval.suite import _parse_metrics
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 word = st.text(alphabet="abcde", min_size=1, max_size=3)
@@ -45,19 +50,34 @@ EXPECTED_MODULES = {
 }
 
 
-def test_module_paths_and_cached_loading():
+def test_modules_are_the_published_registered_metrics():
     assert set(MODULES) == EXPECTED_MODULES
+    published = {name for name in METRICS.names() if issubclass(METRICS.get(name), PublishedMetric)}
+    assert set(MODULES) == published and "accuracy" not in MODULES  # accuracy is a suite metric only
+    for name in MODULES:
+        metric = METRICS.get(name)
+        assert MODULES[name] == metric.title and "\n" not in metric.title
+        assert metric.inputs and metric.description.strip() and "Examples:" in metric.inputs_description
+    # selected_oracle_f1 is a module only (the prompt_selection kind computes it): a suite cannot name it.
+    with pytest.raises(SuiteError, match="^s.yaml: task t: metric .selected_oracle_f1.: .*module only"):
+        _parse_metrics(["selected_oracle_f1"], "s.yaml: task t")
+
+
+def test_module_paths_and_cached_loading():
+    package = Path(mi_decode.__file__).resolve().parent
     for name in MODULES:
         path = Path(module_path(name))
         assert path.is_file() and path.name == f"{name}.py" and path.parent.name == name
+        assert path.parent.parent == scripts_dir() and package not in path.resolve().parents
         module = load(name)
         assert load(name) is module  # loaded once per process
         assert module.name == name  # evaluate's name, from the class name
         assert module.keep_in_memory  # no Arrow cache files or locks shared between processes
         assert module.info.citation is not None and module.info.description.strip()
         assert "Args:" in module.info.inputs_description and "Examples:" in module.info.inputs_description
-        # evaluate imports a copy from its module cache, never the package's file.
+        # evaluate imports a copy from its module cache, never the generated file itself.
         assert Path(inspect.getfile(type(module))).resolve() != path.resolve()
+        assert type(module).metric is METRICS.get(name)  # built from the registry
     with pytest.raises(ValueError, match="unknown metric module 'rogue'; available: distinct, mauve"):
         module_path("rogue")
 
@@ -276,6 +296,7 @@ LOADER = textwrap.dedent(
     for name in sorted(metrics.MODULES):
         module = evaluate.load(metrics.module_path(name), keep_in_memory=True)
         results[name] = sys.modules[type(module).__module__].__file__
+    results["scripts"] = {name: metrics.module_path(name) for name in sorted(metrics.MODULES)}
     seq_rep = metrics.load("seq_rep").compute(predictions=["a b c d a b c d"])
     rouge = metrics.load("rouge").compute(predictions=["a b"], references=["a c"])
     results["seq_rep"], results["rouge"] = [results["seq_rep"], seq_rep], [results["rouge"], rouge]
@@ -309,6 +330,7 @@ def test_modules_load_offline_from_a_read_only_site_packages(tmp_path):
         "HF_EVALUATE_OFFLINE": "1",
         "HF_HOME": str(tmp_path / "hf"),
         "HF_MODULES_CACHE": str(tmp_path / "hf" / "modules"),
+        "MI_DECODE_CACHE": str(tmp_path / "cache"),  # fresh: both processes write the scripts at once
         # Any network attempt would fail on these dead proxies.
         "HTTP_PROXY": "http://127.0.0.1:9",
         "HTTPS_PROXY": "http://127.0.0.1:9",
@@ -336,6 +358,124 @@ def test_modules_load_offline_from_a_read_only_site_packages(tmp_path):
                 assert file.startswith(str(tmp_path / "hf" / "modules")), (name, file)
             assert results["seq_rep"][1] == {"seq_rep_4": 0.19999999999999996}
             assert results["rouge"][1] == {"rouge1": 0.5, "rouge2": 0.0, "rougeL": 0.5}
+            for name, script in results["scripts"].items():
+                assert Path(script).is_relative_to(tmp_path / "cache"), (name, script)
         assert sorted(str(p.relative_to(site)) for p in site.rglob("*")) == before  # nothing written there
+        # One script per module, none half-written or left over as a temporary file.
+        scripts = sorted(str(p.relative_to(tmp_path / "cache")) for p in (tmp_path / "cache").rglob("*.*"))
+        version = next((tmp_path / "cache" / "evaluate_modules").iterdir()).name
+        assert scripts == sorted(f"evaluate_modules/{version}/{name}/{name}.py" for name in MODULES)
     finally:
         _writable(site)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One class is one module: a metric registered at run time, and the generated scripts
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_a_metric_registered_at_run_time_gets_an_evaluate_module(tmp_path, monkeypatch):
+    monkeypatch.setenv("MI_DECODE_CACHE", str(tmp_path))
+
+    @register_metric("shout_rate")
+    class ShoutRate(PublishedMetric):
+        """Share of outputs written in capitals, and of those naming an alias in capitals."""
+
+        title = "the share of texts written in capitals"
+        description = "The share of texts written in capitals.\n"
+        inputs = {"predictions": "string", "aliases": ["string"]}
+        inputs_description = """
+Args:
+    predictions (list of str): the texts.
+    aliases (list of list of str): per text, the names that count.
+Examples:
+    >>> shout_rate.compute(predictions=["HI", "hi"], aliases=[["HI"], []])
+    {'shout_rate': 0.5, 'named': 0.5}
+"""
+
+        @staticmethod
+        def compute(predictions, aliases, scale=1.0):
+            shouted = [text.isupper() for text in predictions]
+            named = [text in names for text, names in zip(predictions, aliases, strict=True)]
+            return {"shout_rate": scale * sum(shouted) / len(shouted), "named": sum(named) / len(named)}
+
+    try:
+        assert MODULES["shout_rate"] == "the share of texts written in capitals"
+        path = Path(module_path("shout_rate"))
+        assert path.is_relative_to(tmp_path) and path.name == "shout_rate.py"
+        module = evaluate.load(str(path), keep_in_memory=True)
+        assert module.name == "shout_rate" and module.info.citation == ""
+        assert set(module.info.features) == {"predictions", "aliases"}
+        assert module.compute(predictions=["HEY", "hi"], aliases=[["HEY"], ["x", "y"]], scale=2.0) == {
+            "shout_rate": 1.0,
+            "named": 0.5,
+        }
+        module.add_batch(predictions=["A", "b"], aliases=[["A"], []])
+        module.add(prediction="C", aliases=["c"])
+        assert module.compute() == {"shout_rate": 2 / 3, "named": 1 / 3}
+        examples = doctest.DocTestParser().get_doctest(
+            module.info.inputs_description, {"shout_rate": module}, "shout_rate", None, 0
+        )
+        assert doctest.DocTestRunner().run(examples).failed == 0
+        # The script is all that was written: no file by hand, nothing in the package.
+        assert [p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()] == [
+            path.relative_to(tmp_path)
+        ]
+    finally:
+        METRICS.unregister("shout_rate")
+    assert "shout_rate" not in MODULES
+    with pytest.raises(ValueError, match="^unknown metric module 'shout_rate'; available: distinct, "):
+        module_path("shout_rate")
+
+
+def test_what_cannot_be_published_fails_in_one_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("MI_DECODE_CACHE", str(tmp_path))
+
+    @register_metric("ShoutRate")
+    class Shouting(PublishedMetric):
+        title, inputs = "capitals", {"predictions": "text"}
+
+    try:
+        with pytest.raises(ValueError, match="^metric name 'ShoutRate' cannot name an evaluate module"):
+            module_path("ShoutRate")
+        METRICS.unregister("ShoutRate")
+        register_metric("shouting")(Shouting)
+        with pytest.raises(ValueError, match="^an input type must be one of .*, got 'text'$"):
+            evaluate.load(module_path("shouting"), keep_in_memory=True)
+    finally:
+        METRICS.unregister("ShoutRate")
+        METRICS.unregister("shouting")
+    assert not issubclass(METRICS.get("accuracy"), PublishedMetric) and issubclass(
+        METRICS.get("accuracy"), Metric
+    )
+    with pytest.raises(ValueError, match="^unknown metric module 'accuracy'; available: distinct, mauve"):
+        module_path("accuracy")
+
+
+def test_generated_scripts_are_written_once_and_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("MI_DECODE_CACHE", str(tmp_path))
+    path = Path(module_path("distinct"))  # as another process would have left it
+    before = path.stat()
+    _read_only(tmp_path)
+    try:
+        assert module_path("distinct") == str(path)  # reused from a read-only folder, not rewritten
+        after = path.stat()
+        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+        module = evaluate.load(module_path("distinct"), keep_in_memory=True)
+        assert module.compute(predictions=["a b a b", "a b c"]) == {"distinct_2": 0.6}
+        if os.geteuid() != 0:  # root writes into read-only folders
+            with pytest.raises(OSError, match="set MI_DECODE_CACHE to a writable folder$"):
+                module_path("zipf")
+    finally:
+        _writable(tmp_path)
+    path.write_text("garbage")  # a damaged script is replaced whole
+    assert Path(module_path("distinct")).read_text().startswith('"""The metric "distinct" as an evaluate')
+    assert sorted(p.name for p in path.parent.iterdir()) == ["distinct.py"]
+
+
+def test_pope_module_buffers_no_answer_as_none():
+    pope = load("pope")
+    pope.add_batch(predictions=[None, "yes"], references=["yes", "yes"])
+    pope.add(prediction=None, reference="no")
+    assert pope.compute() == pope_scores([None, "yes", None], ["yes", "yes", "no"])
+    assert pope.compute(predictions=["", "no"], references=["no", "no"])["unanswered"] == 0.5

@@ -20,10 +20,7 @@ def module_name(path: Path, package: Path) -> str:
 def import_graph(package: Path) -> dict[str, set[str]]:
     """Module -> the mi_decode modules it imports (at any depth of the file: deferred imports count too,
     since they run on first call), from the source with ast."""
-    # evaluate's metric scripts (eval/metrics/modules) are loaded by path, not imported as mi_decode modules.
-    modules = {
-        module_name(path, package): path for path in package.rglob("*.py") if "modules" not in path.parts
-    }
+    modules = {module_name(path, package): path for path in package.rglob("*.py")}
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
         is_package = path.name == "__init__.py"

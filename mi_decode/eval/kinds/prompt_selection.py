@@ -94,9 +94,8 @@ def summarize_selection(records: list[dict], units: list[dict]) -> dict[str, dic
     """Rows: each selection method, then ``mean template``, ``worst template`` (F1 / oracle F1) and ``oracle
     F1``; columns: the settings."""
     from ... import selection
-    from ..metrics import load
+    from ..metrics.stats import SelectedOracleF1
 
-    selected_oracle_f1 = load("selected_oracle_f1")
     labels = np.array([example["label"] for example in units[0]["inputs"]])
     log_probs = np.array([record["log_probs"] for record in records])  # [T, X, Y]
     content_free = np.array([record["content_free"] for record in records])
@@ -113,7 +112,7 @@ def summarize_selection(records: list[dict], units: list[dict]) -> dict[str, dic
                 content_free_log_probs=content_free,
                 perplexity=perplexity,
             )
-            result = selected_oracle_f1.compute(
+            result = SelectedOracleF1.compute(
                 predictions=chosen.selected_predictions.tolist(),
                 references=labels.tolist(),
                 template_predictions=chosen.predictions.T.tolist(),

@@ -2,13 +2,17 @@
 
 - Plain functions: text statistics and answer matching (:mod:`.text`), MAUVE and its feature extractors
   (:mod:`.mauve`), paired comparisons, POPE and prompt-selection scores (:mod:`.stats`).
-- The same metrics as Hugging Face ``evaluate`` modules shipped in this package (:mod:`.loading`):
-  ``evaluate.load(module_path("seq_rep"))``, or the cached :func:`load`.
-- The metrics suites name, registered in :data:`mi_decode.eval.registry.METRICS` by a decorated class next
-  to their plain function (``nqswap``, ``rouge``, ``seq_rep``, ``repeated_ngram_share``, ``distinct``,
-  ``zipf``, ``mean_length`` in :mod:`.text`; ``mauve`` in :mod:`.mauve`; ``accuracy``, ``pope`` in
-  :mod:`.stats`), which compute through those modules. A new metric is one decorated class (and, to publish
-  it for ``evaluate.load``, one module script) plus its name in a suite.
+- The metrics, registered in :data:`mi_decode.eval.registry.METRICS` by a decorated class next to their
+  plain function (``nqswap``, ``rouge``, ``seq_rep``, ``repeated_ngram_share``, ``distinct``, ``zipf``,
+  ``mean_length`` in :mod:`.text`; ``mauve`` in :mod:`.mauve`; ``accuracy``, ``pope`` and
+  ``selected_oracle_f1`` in :mod:`.stats`). Suites name them (all but ``selected_oracle_f1``, which the
+  prompt_selection kind computes itself), and their ``compute`` calls the plain function.
+- The same metrics as Hugging Face ``evaluate`` modules (all but ``accuracy``), generated from the registry
+  (:mod:`.loading`): ``evaluate.load(module_path("seq_rep"))``, or the cached :func:`load`.
+
+A new metric is one decorated class in a module of this package (found by the registry, no import line):
+a :class:`~mi_decode.eval.registry.Metric`, or a :class:`~.loading.PublishedMetric` to publish it for
+``evaluate.load`` too; plus its name in a suite.
 
 Example:
 
@@ -21,8 +25,7 @@ Example:
 ```
 """
 
-from . import mauve, stats, text  # noqa: F401  (registers the metrics)
-from .loading import MODULES, load, module_path
+from .loading import MODULES, PublishedMetric, load, module_path
 from .mauve import MAUVE_MIN_TEXTS
 
-__all__ = ["MAUVE_MIN_TEXTS", "MODULES", "load", "module_path"]
+__all__ = ["MAUVE_MIN_TEXTS", "MODULES", "PublishedMetric", "load", "module_path"]

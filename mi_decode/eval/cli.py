@@ -214,7 +214,10 @@ def field_table() -> str:
         text = ", ".join(part for part in (listed(kind.fields), kind.fields_note) if part)
         lines.append(f"  kind {name}: {text or 'nothing beyond its metrics'}")
     for name in METRICS.names():
-        own = listed(METRICS.get(name).fields) or "no fields of its own (the output, and its kind's)"
+        metric = METRICS.get(name)
+        own = (
+            listed(metric.fields) or metric.fields_note or "no fields of its own (the output, and its kind's)"
+        )
         lines.append(f"  metric {name}: {own}")
     return "\n".join(lines)
 

@@ -165,11 +165,13 @@ class Metric:
     - ``options``: option name -> default. Options given in a suite (``metrics: [{seq_rep: {n: 4}}]``) are
       the constructor's keyword arguments, set as attributes and checked by :meth:`_check`.
     - ``requires``: module it imports -> the package that provides it; checked when a suite is parsed.
+    - ``fields_note``: what to print instead of the fields, for the field table of ``--help`` and the README.
     """
 
     name: str = ""
     fields: Mapping[str, str] = {}
     requires: Mapping[str, str] = {}
+    fields_note = ""
     record_keys: Mapping[str, str] = {}
     options: Mapping[str, Any] = {}
 

@@ -270,6 +270,7 @@ class SelectedOracleF1(PublishedMetric):
     module only: it scores a selection over every template, which the ``prompt_selection`` kind computes
     itself, so no suite names it."""
 
+    fields_note = "none: an evaluate module only (the prompt_selection kind reports it itself)"
     definitions = {
         "selected_oracle_ratio": "the selected template's macro-F1 over the oracle template's (Yang et al. "
         "2024); 1 means the best template was found, above 1 when a per-input selection beats every template",

@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,23 +21,26 @@ from mi_decode.eval.data import (
     DataFileError,
     DataNotFoundError,
     detect_memotrap_task,
+    grounding,
     load_cnndm,
     load_data,
     load_memotrap,
     load_nqswap,
     load_open_ended,
+    open_ended,
     split_memotrap_prompt,
+    summarization,
 )
 from mi_decode.eval.data import common as eval_data
-from mi_decode.eval.data.common import (
-    CNNDM_FILE,
-    EXPECTED_ROWS,
-    MEMOTRAP_FILES,
-    NQSWAP_FILE,
-    OPEN_ENDED_FILES,
-)
 from mi_decode.eval.data.prompt_selection import TASKS, load_task, read_task_file
-from mi_decode.eval.registry import DATA, SuiteError
+from mi_decode.eval.data.reading import DataFile
+from mi_decode.eval.registry import DATA, SuiteError, import_package_modules
+
+# The files as the modules that load them declare them, by their place in the data folder.
+NQSWAP_FILE = grounding.NQSWAP_FILE.relative
+MEMOTRAP_FILES = {task: file.relative for task, file in grounding.MEMOTRAP_FILES.items()}
+CNNDM_FILE = summarization.CNNDM_FILE.relative
+OPEN_ENDED_FILES = {source: file.relative for source, file in open_ended.OPEN_ENDED_FILES.items()}
 
 BUILT_IN = ["nqswap", "memotrap", "cnndm", "wikitext", "book", "sst2", "agnews", "cb", "rte", "pope"]
 
@@ -58,6 +62,16 @@ def readme_row_counts(data_dir: Path) -> dict[str, list[int]]:
     counts = {relative: [count] for relative, count in rows.items()}
     counts["grounding/memotrap/"] = [rows[MEMOTRAP_FILES[task]] for task in MEMOTRAP_TASKS]
     return counts
+
+
+def declared_files() -> list[DataFile]:
+    """Every DataFile that a module of mi_decode.eval.data declares, alone or in a dict."""
+    found = []
+    for name in import_package_modules("mi_decode.eval.data"):
+        for value in vars(sys.modules[f"mi_decode.eval.data.{name}"]).values():
+            values = value.values() if isinstance(value, dict) else [value]
+            found += [file for file in values if isinstance(file, DataFile)]
+    return found
 
 
 def readme_prompt_selection_counts(data_dir: Path) -> dict[str, int]:
@@ -94,8 +108,11 @@ def test_row_counts_match_the_readme_table(data_dir, memotrap):
     for source, relative in OPEN_ENDED_FILES.items():
         assert [len(load_open_ended(source, data_dir))] == readme[relative]
         assert [len(load_data(source, data_dir=data_dir))] == readme[relative]
-    # The loaders' truncation check uses the same counts.
-    assert [EXPECTED_ROWS[MEMOTRAP_FILES[task]] for task in MEMOTRAP_TASKS] == readme["grounding/memotrap/"]
+    # The loaders' truncation check uses the same counts: every file a module declares is in the README.
+    files = declared_files()
+    assert len(files) == 8
+    for file in files:
+        assert [file.rows] == readme.get(file.relative), file.relative
     for task, count in readme_prompt_selection_counts(data_dir).items():
         assert len(load_data(task, data_dir=data_dir)) == count, task
 

@@ -11,6 +11,11 @@ A suite names its data in one of two ways:
   (``data: {path: reviews.jsonl, fields: {article: document, reference: summary}}``, see
   :mod:`mi_decode.eval.data.generic`).
 
+A new registered set is one module of this package (or of a package declared under the ``mi_decode.eval``
+entry point), imported by the registry on its first lookup: it declares its released files with their row
+counts (:class:`~mi_decode.eval.data.reading.DataFile`, which reads a file and checks its count) and its
+Hub copy, and registers its loader with ``@register_data``.
+
 Where the built-in sets come from, in this order:
 
 1. the ``data_dir`` argument (the CLI's ``--data-dir``);
@@ -64,14 +69,14 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+# Registering needs no import here: the registry imports every module of this package on its first lookup,
+# so a new set is one module.
 from ..registry import DATA, SuiteError
-from . import generic, grounding, open_ended, pope, prompt_selection, summarization  # noqa: F401  (registering)
+from . import generic
 from .bundled import bundled_examples
 from .common import (
     DATA_DIR_ENV,
     FIELD_CHECKS,
-    MEMOTRAP_TASKS,
-    OPEN_ENDED_SOURCES,
     DataFileError,
     DataNotFoundError,
     _RowProblem,
@@ -81,8 +86,15 @@ from .common import (
     wants_hub,
 )  # fmt: skip
 from .generic import load_generic
-from .grounding import MemoTrapSplit, detect_memotrap_task, load_memotrap, load_nqswap, split_memotrap_prompt
-from .open_ended import load_book, load_open_ended, load_wikitext
+from .grounding import (
+    MEMOTRAP_TASKS,
+    MemoTrapSplit,
+    detect_memotrap_task,
+    load_memotrap,
+    load_nqswap,
+    split_memotrap_prompt,
+)
+from .open_ended import OPEN_ENDED_SOURCES, load_book, load_open_ended, load_wikitext
 from .pope import load_pope
 from .prompt_selection import load_agnews, load_cb, load_rte, load_sst2
 from .summarization import load_cnndm

@@ -1,5 +1,6 @@
-"""Shared parts of the data loaders: where the data folder is, the released files and their row counts, the
-errors, row checks, and the Hugging Face Hub fallback."""
+"""Shared parts of the data loaders: where the data folder is, the errors, row checks, and the Hugging Face
+Hub fallback. Which files a set reads, their row counts and Hub
+ids are declared by the set's own module (:class:`~mi_decode.eval.data.reading.DataFile`)."""
 
 from __future__ import annotations
 
@@ -11,40 +12,6 @@ from typing import Any
 DATA_DIR_ENV = "MI_DECODE_DATA_DIR"
 # `--data-dir hub` (or $MI_DECODE_DATA_DIR=hub): no local folder, the Hub copies (a folder named hub: ./hub).
 HUB = "hub"
-
-NQSWAP_FILE = "grounding/nqswap/nqswap.jsonl.gz"
-MEMOTRAP_FILES = {
-    "proverb-ending": "grounding/memotrap/1-proverb-ending.csv",
-    "proverb-translation": "grounding/memotrap/2-proverb-translation.csv",
-    "hate-speech-ending": "grounding/memotrap/3-hate-speech-ending.csv",
-    "history-of-science-qa": "grounding/memotrap/4-history-of-science-qa.csv",
-}
-MEMOTRAP_TASKS = tuple(MEMOTRAP_FILES)
-CNNDM_FILE = "summarization/cnndm_cad_300.jsonl"
-OPEN_ENDED_FILES = {
-    "wikitext": "open_ended/wikitext_prompts.jsonl",
-    "book": "open_ended/book_prompts.jsonl",
-}
-OPEN_ENDED_SOURCES = tuple(OPEN_ENDED_FILES)
-
-# Row counts of the released files (data README). Truncation at a line boundary leaves every line valid,
-# so the count is the only way to tell a cut file from a complete one.
-EXPECTED_ROWS = {
-    NQSWAP_FILE: 4746,
-    MEMOTRAP_FILES["proverb-ending"]: 860,
-    MEMOTRAP_FILES["proverb-translation"]: 843,
-    MEMOTRAP_FILES["hate-speech-ending"]: 100,
-    MEMOTRAP_FILES["history-of-science-qa"]: 736,
-    CNNDM_FILE: 300,
-    OPEN_ENDED_FILES["wikitext"]: 1314,
-    OPEN_ENDED_FILES["book"]: 1947,
-}
-
-NQSWAP_HUB = ("pminervini/NQ-Swap", None, "dev")
-MEMOTRAP_HUB = ("pminervini/inverse-scaling", "memo-trap", "data")
-CNNDM_HUB = ("abisee/cnn_dailymail", "3.0.0", "test")
-CNNDM_HUB_ROWS = 300  # as many test articles as CAD's set
-MEMOTRAP_COLUMNS = ("prompt", "classes", "answer_index")
 
 # Seconds to wait for the Hub's answer to one metadata request before calling it unreachable.
 HUB_PROBE_TIMEOUT = 10.0
@@ -153,13 +120,6 @@ def how_to_pass(relative: str) -> str:
     )
 
 
-def data_file(folder: Path, relative: str, name: str) -> Path:
-    path = folder / relative
-    if not path.is_file():
-        raise DataNotFoundError(f"{name} data file not found: {path}. {how_to_pass(relative)}")
-    return path
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Row checks
 # ----------------------------------------------------------------------------------------------------------
@@ -239,16 +199,6 @@ def unique_ids(examples: list[dict], source: str | os.PathLike) -> list[dict]:
             )
         seen[example["id"]] = row_number
     return examples
-
-
-def check_count(examples: list, folder: Path, relative: str) -> None:
-    expected = EXPECTED_ROWS[relative]
-    if len(examples) != expected:
-        raise DataFileError(
-            folder / relative,
-            None,
-            f"has {len(examples)} rows where the released file has {expected}: it looks truncated or edited",
-        )
 
 
 def interleave_by(examples: list[dict], key: str) -> list[dict]:

@@ -17,7 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
-from mi_decode.eval.data import load_data
+from mi_decode.eval.data import RegisteredData
 from mi_decode.eval.data.bundled import BUDGET_BYTES, BUNDLED_DIR, TEMPLATES, as_stored
 from mi_decode.eval.data.prompt_selection import TASKS
 from mi_decode.eval.suite import available_suites, load_suite
@@ -49,21 +49,22 @@ def build(data_dir: str | os.PathLike, out_dir: str | os.PathLike = BUNDLED_DIR)
     entries: list[dict] = []
     for suite_name in sorted(available_suites()):
         for task in load_suite(suite_name).tasks:
-            if not isinstance(task.data, str) or task.data == "pope":  # POPE needs COCO images: not shipped
+            # Registered sets only; POPE needs COCO images: not shipped.
+            if not isinstance(task.data, RegisteredData) or task.data.name == "pope":
                 continue
-            options = as_stored(task.data_options)
-            known = [e for e in entries if e["data"] == task.data and e["data_options"] == options]
+            name, options = task.data.name, as_stored(task.data.suite_options())
+            known = [e for e in entries if e["data"] == name and e["data_options"] == options]
             if known and known[0]["limit"] >= task.quick_limit:
                 continue
             entries = [e for e in entries if e not in known]
             ids = {}
             for limit in range(1, task.quick_limit + 1):
-                examples = load_data(task.data, data_dir=data_dir, limit=limit, options=task.data_options)
+                examples = task.data.load(data_dir=data_dir, limit=limit)
                 ids[str(limit)] = [example["id"] for example in examples]
             if as_stored(examples) != examples:
-                raise ValueError(f"{task.data}: its examples do not survive JSON; it cannot be bundled")
+                raise ValueError(f"{name}: its examples do not survive JSON; it cannot be bundled")
             entries.append(
-                {"data": task.data, "data_options": options, "limit": task.quick_limit, "ids": ids,
+                {"data": name, "data_options": options, "limit": task.quick_limit, "ids": ids,
                  "examples": examples}
             )  # fmt: skip
     for number, entry in enumerate(sorted(entries, key=lambda e: (e["data"], json.dumps(e["data_options"])))):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mi_decode.eval.data import DataNotFoundError, common, load_data
+from mi_decode.eval.data import DataNotFoundError, RegisteredData, common, load_data
 from mi_decode.eval.data.bundled import BUDGET_BYTES, BUNDLED_DIR, bundled_examples
 from mi_decode.eval.data.prompt_selection import TASKS, task_templates_path
 from mi_decode.eval.suite import available_suites, load_suite
@@ -24,7 +24,7 @@ def quick_tasks():
         pytest.param(task, id=f"{suite}/{task.name}")
         for suite in sorted(available_suites())
         for task in load_suite(suite).tasks
-        if isinstance(task.data, str) and task.data != "pope"
+        if isinstance(task.data, RegisteredData) and task.data.name != "pope"
     ]
 
 
@@ -45,8 +45,8 @@ def test_the_bundle_is_a_fresh_build_of_evals_data_and_under_budget(tmp_path, da
 @pytest.mark.parametrize("task", quick_tasks())
 def test_bundled_examples_are_the_loaders_examples_at_every_quick_limit(task, data_dir, no_data_folder):
     for limit in sorted({1, task.quick_limit // 2 or 1, task.quick_limit}):
-        expected = load_data(task.data, data_dir=data_dir, limit=limit, options=task.data_options)
-        assert load_data(task.data, limit=limit, options=task.data_options) == expected, limit
+        expected = task.data.load(data_dir=data_dir, limit=limit)
+        assert task.data.load(limit=limit) == expected, limit
 
 
 def test_requests_the_bundle_does_not_cover_go_on_to_the_hub(no_data_folder):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mi_decode.eval import load_suite
-from mi_decode.eval.data import load_data
+from mi_decode.eval.data import RegisteredData, load_data
 from mi_decode.eval.data.prompt_selection import load_task
 from mi_decode.eval.registry import SuiteError
 
@@ -41,4 +41,5 @@ def test_cb_inputs_suite_parses(data_dir):
         pytest.skip("evals/tuning/cb_inputs.yaml is not in this checkout")
     suite = load_suite(path, data_dir=data_dir)
     (task,) = suite.tasks
-    assert (task.data, task.data_options, task.options["templates"]) == ("cb", {"split": "both"}, 100)
+    assert (task.data, task.options["templates"]) == (RegisteredData("cb", (("split", "both"),)), 100)
+    assert (task.data.suite_form(), task.data.suite_options()) == ("cb", {"split": "both"})

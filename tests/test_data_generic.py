@@ -398,6 +398,69 @@ def test_validate_local_paths(tmp_path, monkeypatch):
         validate_data_spec({"path": "folder.jsonl"}, "s.yaml, task t", tmp_path)
 
 
+MAPPED_SUITE = {
+    "name": "mine",
+    "methods": {"greedy": {}},
+    "tasks": [
+        {
+            "name": "reviews",
+            "kind": "generate",
+            "data": {"path": "reviews.jsonl", "fields": FIELDS},
+            "conditioned": "{{ article }}",
+            "metrics": ["mean_length"],
+            "methods": ["greedy"],
+        },
+        {
+            "name": "hub",
+            "kind": "generate",
+            "data": {"path": "some-org/reviews", "split": None, "id": "key"},
+            "data_options": {},
+            "conditioned": "{{ text }}",
+            "metrics": ["mean_length"],
+            "methods": ["greedy"],
+        },
+        {
+            "name": "memotrap",
+            "kind": "choice",
+            "data": "memotrap",
+            "data_options": {"tasks": ["proverb-ending"]},
+            "methods": ["greedy"],
+        },
+    ],
+}
+
+
+def test_a_suite_parses_its_data_once_into_specs_that_load_as_they_are(tmp_path, monkeypatch):
+    from mi_decode.eval.data import MappedData, RegisteredData, generic, spec
+    from mi_decode.eval.registry import TASK_KINDS
+    from mi_decode.eval.suite import parse_suite
+
+    write_jsonl(tmp_path / "reviews.jsonl", ROWS)
+    suite = parse_suite(MAPPED_SUITE, source="mine.yaml", base_dir=tmp_path)
+    local, hub, memotrap = (task.data for task in suite.tasks)
+    assert local == MappedData("reviews.jsonl", fields=tuple(FIELDS.items()))
+    assert local.base_dir == str(tmp_path)
+    assert hub == MappedData("some-org/reviews", id="key")
+    assert memotrap == RegisteredData("memotrap", (("tasks", ["proverb-ending"]),))
+    # Each gives back what the suite wrote (as str() does), which the fingerprint holds: this one was
+    # computed before the data was parsed into specs, so the run folders of earlier runs stay valid.
+    for task, raw in zip(suite.tasks, MAPPED_SUITE["tasks"], strict=True):
+        assert (task.data.suite_form(), task.data.suite_options()) == (
+            raw["data"],
+            raw.get("data_options", {}),
+        )
+        assert str(task.data) == str(raw["data"])
+    assert suite.fingerprint() == "ddd384be05e8a1b7"
+
+    def parse_again(*args, **kwargs):
+        raise AssertionError("the data was parsed again after the suite")
+
+    monkeypatch.setattr(generic, "parse_mapping", parse_again)
+    monkeypatch.setattr(spec, "parse_data_spec", parse_again)
+    units = TASK_KINDS.get("generate")().load(suite.tasks[0], data_dir=None, limit=2, quick=False)
+    assert units == expected("reviews")[:2]
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Any values survive the round trip through datasets
 # ----------------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,23 +21,26 @@ from mi_decode.eval.data import (
     DataFileError,
     DataNotFoundError,
     detect_memotrap_task,
+    grounding,
     load_cnndm,
     load_data,
     load_memotrap,
     load_nqswap,
     load_open_ended,
+    open_ended,
     split_memotrap_prompt,
+    summarization,
 )
 from mi_decode.eval.data import common as eval_data
-from mi_decode.eval.data.common import (
-    CNNDM_FILE,
-    EXPECTED_ROWS,
-    MEMOTRAP_FILES,
-    NQSWAP_FILE,
-    OPEN_ENDED_FILES,
-)
 from mi_decode.eval.data.prompt_selection import TASKS, load_task, read_task_file
-from mi_decode.eval.registry import DATA, SuiteError
+from mi_decode.eval.data.reading import DataFile
+from mi_decode.eval.registry import DATA, SuiteError, import_package_modules
+
+# The files as the modules that load them declare them, by their place in the data folder.
+NQSWAP_FILE = grounding.NQSWAP_FILE.relative
+MEMOTRAP_FILES = {task: file.relative for task, file in grounding.MEMOTRAP_FILES.items()}
+CNNDM_FILE = summarization.CNNDM_FILE.relative
+OPEN_ENDED_FILES = {source: file.relative for source, file in open_ended.OPEN_ENDED_FILES.items()}
 
 BUILT_IN = ["nqswap", "memotrap", "cnndm", "wikitext", "book", "sst2", "agnews", "cb", "rte", "pope"]
 
@@ -58,6 +62,16 @@ def readme_row_counts(data_dir: Path) -> dict[str, list[int]]:
     counts = {relative: [count] for relative, count in rows.items()}
     counts["grounding/memotrap/"] = [rows[MEMOTRAP_FILES[task]] for task in MEMOTRAP_TASKS]
     return counts
+
+
+def declared_files() -> list[DataFile]:
+    """Every DataFile that a module of mi_decode.eval.data declares, alone or in a dict."""
+    found = []
+    for name in import_package_modules("mi_decode.eval.data"):
+        for value in vars(sys.modules[f"mi_decode.eval.data.{name}"]).values():
+            values = value.values() if isinstance(value, dict) else [value]
+            found += [file for file in values if isinstance(file, DataFile)]
+    return found
 
 
 def readme_prompt_selection_counts(data_dir: Path) -> dict[str, int]:
@@ -83,6 +97,86 @@ def test_built_in_sets_are_registered():
     assert DATA.get("cnndm") is load_cnndm
 
 
+# A new registered set, written the way a contributor would: one module with its own file, row count and
+# loader, and nothing else edited.
+TOY_MODULE = """
+from mi_decode.eval.data.common import DataNotFoundError, resolve_data_dir, text
+from mi_decode.eval.data.reading import DataFile
+from mi_decode.eval.registry import register_data
+
+TOY_FILE = DataFile("toy/questions.jsonl", rows=3, title="Toy questions")
+
+
+@register_data("toy_questions")
+def load_toy_questions(data_dir=None, limit=None, *, shout=False):
+    folder = resolve_data_dir(data_dir)
+    if folder is None:
+        raise DataNotFoundError("the toy questions have no Hub copy")
+
+    def convert(row, index):
+        question = text(row, "q")
+        return {"id": f"toy-{index}", "question": question.upper() if shout else question}
+
+    return TOY_FILE.read(folder, convert)[:limit]
+"""
+
+TOY_SUITE = {
+    "name": "toy",
+    "methods": {"greedy": {}},
+    "tasks": [
+        {
+            "name": "toy",
+            "kind": "generate",
+            "data": "toy_questions",
+            "data_options": {"shout": True},
+            "conditioned": "Q: {{ question }} A:",
+            "metrics": ["mean_length"],
+            "methods": ["greedy"],
+        }
+    ],
+}
+
+
+def test_a_new_set_is_one_module_with_its_own_file_and_row_count(tmp_path, monkeypatch):
+    import importlib
+
+    from mi_decode.eval.data import RegisteredData
+    from mi_decode.eval.registry import TASK_KINDS
+    from mi_decode.eval.suite import parse_suite
+
+    (tmp_path / "toy_data_set.py").write_text(TOY_MODULE, encoding="utf-8")
+    data_dir = tmp_path / "data"
+    (data_dir / "toy").mkdir(parents=True)
+    lines = [json.dumps({"q": question}) + "\n" for question in ("Why?", "How?", "When?")]
+    (data_dir / "toy" / "questions.jsonl").write_text("".join(lines), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        importlib.import_module("toy_data_set")
+        # By name, through load_data.
+        assert load_data("toy_questions", data_dir=data_dir, limit=2, required={"question": "text"}) == [
+            {"id": "toy-0", "question": "Why?"},
+            {"id": "toy-1", "question": "How?"},
+        ]
+        # Through a suite's data: parsed once, its options checked against the loader, loaded by the kind.
+        (task,) = parse_suite(TOY_SUITE, source="toy.yaml").tasks
+        assert task.data == RegisteredData("toy_questions", (("shout", True),))
+        units = TASK_KINDS.get(task.kind)().load(task, data_dir=data_dir, limit=None, quick=False)
+        assert [unit["question"] for unit in units] == ["WHY?", "HOW?", "WHEN?"]
+        wrong = {**TOY_SUITE["tasks"][0], "data_options": {"whisper": True}}
+        with pytest.raises(
+            SuiteError, match=r"^toy.yaml: task 'toy': data 'toy_questions' takes no option\(s\) 'whisper'"
+        ):
+            parse_suite({**TOY_SUITE, "tasks": [wrong]}, source="toy.yaml")
+        # Its declared row count is checked like a built-in set's.
+        (data_dir / "toy" / "questions.jsonl").write_text("".join(lines[:2]), encoding="utf-8")
+        with pytest.raises(DataFileError, match="has 2 rows where the released file has 3"):
+            task.data.load(data_dir=data_dir)
+    finally:
+        DATA.unregister("toy_questions")
+        sys.modules.pop("toy_data_set", None)
+    assert "toy_questions" not in DATA.names()
+
+
 def test_row_counts_match_the_readme_table(data_dir, memotrap):
     readme = readme_row_counts(data_dir)
     nqswap = load_nqswap(data_dir)
@@ -94,8 +188,11 @@ def test_row_counts_match_the_readme_table(data_dir, memotrap):
     for source, relative in OPEN_ENDED_FILES.items():
         assert [len(load_open_ended(source, data_dir))] == readme[relative]
         assert [len(load_data(source, data_dir=data_dir))] == readme[relative]
-    # The loaders' truncation check uses the same counts.
-    assert [EXPECTED_ROWS[MEMOTRAP_FILES[task]] for task in MEMOTRAP_TASKS] == readme["grounding/memotrap/"]
+    # The loaders' truncation check uses the same counts: every file a module declares is in the README.
+    files = declared_files()
+    assert len(files) == 8
+    for file in files:
+        assert [file.rows] == readme.get(file.relative), file.relative
     for task, count in readme_prompt_selection_counts(data_dir).items():
         assert len(load_data(task, data_dir=data_dir)) == count, task
 

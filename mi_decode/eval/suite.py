@@ -40,10 +40,13 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..m3id import MIConfig, MIConfigError
 from .registry import METRICS, TASK_KINDS, SuiteError
+
+if TYPE_CHECKING:  # the data package imports every loader: loaded when a task is parsed, not with this module
+    from .data import DataSpec
 
 SUITES_ENV = "MI_DECODE_SUITES"
 MI_KEYS = tuple(f.name for f in dataclasses.fields(MIConfig))
@@ -76,11 +79,15 @@ class MethodSpec:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One task of a suite: a data set, how to prompt it, how to score it, and which methods to run."""
+    """One task of a suite: a data set, how to prompt it, how to score it, and which methods to run.
+
+    ``data`` is the task's ``data`` and ``data_options``, parsed once into a spec that loads them
+    (:func:`mi_decode.eval.data.parse_data_spec`); ``data.suite_form()`` and ``data.suite_options()`` give
+    back what the suite wrote."""
 
     name: str
     kind: str
-    data: str | dict[str, Any]
+    data: DataSpec
     methods: tuple[str, ...]
     metrics: tuple[tuple[str, dict[str, Any]], ...] = ()
     conditioned: str | None = None
@@ -89,7 +96,6 @@ class TaskSpec:
     max_new_tokens: int = 32
     quick_limit: int = 4
     diagnostics: bool = False
-    data_options: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     baselines: tuple[str, ...] = ()  # paired comparisons against these (default: the first method)
     base_dir: str | None = field(default=None, compare=False)  # the suite's folder: relative data paths
@@ -114,6 +120,8 @@ class Suite:
             entry = asdict(task)
             entry.pop("base_dir")
             entry.pop("baselines")  # only how results are compared, not what the records hold
+            # The data as the suite wrote it, as before it was parsed: earlier run folders stay valid.
+            entry["data"], entry["data_options"] = task.data.suite_form(), task.data.suite_options()
             tasks.append(entry)
         payload = {"methods": {name: asdict(spec) for name, spec in self.methods.items()}, "tasks": tasks}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -263,7 +271,9 @@ def parse_task(
     )
     kind = TASK_KINDS.get(raw.get("kind"), where)()
     _require("data" in raw, where, "needs 'data' (a registered data set or {path: ...})")
-    validate_data_spec(raw["data"], where, base_dir, data_dir=data_dir, options=raw.get("data_options"))
+    data_options = raw.get("data_options", {})
+    _require(isinstance(data_options, dict), where, "'data_options' must be a mapping")
+    data = validate_data_spec(raw["data"], where, base_dir, data_dir=data_dir, options=data_options)
     task_methods = raw.get("methods")
     _require(isinstance(task_methods, list) and task_methods, where, "'methods' must be a non-empty list")
     missing = [method for method in task_methods if method not in methods]
@@ -278,11 +288,12 @@ def parse_task(
         where,
         f"'baselines' must list methods of the task ({', '.join(task_methods)})",
     )
-    values = {key: value for key, value in raw.items() if key not in ("methods", "metrics", "baselines")}
+    parsed = ("methods", "metrics", "baselines", "data", "data_options")
+    values = {key: value for key, value in raw.items() if key not in parsed}
+    values["data"] = data
     values["baselines"] = tuple(baselines)
     values["metrics"] = _parse_metrics(raw.get("metrics", list(kind.default_metrics)), where)
-    for key in ("data_options", "options"):
-        _require(isinstance(values.get(key, {}), dict), where, f"'{key}' must be a mapping")
+    _require(isinstance(values.get("options", {}), dict), where, "'options' must be a mapping")
     for key in ("max_new_tokens", "quick_limit"):
         value = values.get(key, 1)
         _require(

@@ -1,50 +1,18 @@
-"""Shared parts of the data loaders: where the data folder is, the released files and their row counts, the
-errors, row checks, and the Hugging Face Hub fallback."""
+"""Shared parts of the data loaders: where the data folder is, the errors, row and example checks, the base of
+the parsed data specs, and the Hugging Face Hub fallback. Which files a set reads, their row counts and Hub
+ids are declared by the set's own module (:class:`~mi_decode.eval.data.reading.DataFile`)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 DATA_DIR_ENV = "MI_DECODE_DATA_DIR"
 # `--data-dir hub` (or $MI_DECODE_DATA_DIR=hub): no local folder, the Hub copies (a folder named hub: ./hub).
 HUB = "hub"
-
-NQSWAP_FILE = "grounding/nqswap/nqswap.jsonl.gz"
-MEMOTRAP_FILES = {
-    "proverb-ending": "grounding/memotrap/1-proverb-ending.csv",
-    "proverb-translation": "grounding/memotrap/2-proverb-translation.csv",
-    "hate-speech-ending": "grounding/memotrap/3-hate-speech-ending.csv",
-    "history-of-science-qa": "grounding/memotrap/4-history-of-science-qa.csv",
-}
-MEMOTRAP_TASKS = tuple(MEMOTRAP_FILES)
-CNNDM_FILE = "summarization/cnndm_cad_300.jsonl"
-OPEN_ENDED_FILES = {
-    "wikitext": "open_ended/wikitext_prompts.jsonl",
-    "book": "open_ended/book_prompts.jsonl",
-}
-OPEN_ENDED_SOURCES = tuple(OPEN_ENDED_FILES)
-
-# Row counts of the released files (data README). Truncation at a line boundary leaves every line valid,
-# so the count is the only way to tell a cut file from a complete one.
-EXPECTED_ROWS = {
-    NQSWAP_FILE: 4746,
-    MEMOTRAP_FILES["proverb-ending"]: 860,
-    MEMOTRAP_FILES["proverb-translation"]: 843,
-    MEMOTRAP_FILES["hate-speech-ending"]: 100,
-    MEMOTRAP_FILES["history-of-science-qa"]: 736,
-    CNNDM_FILE: 300,
-    OPEN_ENDED_FILES["wikitext"]: 1314,
-    OPEN_ENDED_FILES["book"]: 1947,
-}
-
-NQSWAP_HUB = ("pminervini/NQ-Swap", None, "dev")
-MEMOTRAP_HUB = ("pminervini/inverse-scaling", "memo-trap", "data")
-CNNDM_HUB = ("abisee/cnn_dailymail", "3.0.0", "test")
-CNNDM_HUB_ROWS = 300  # as many test articles as CAD's set
-MEMOTRAP_COLUMNS = ("prompt", "classes", "answer_index")
 
 # Seconds to wait for the Hub's answer to one metadata request before calling it unreachable.
 HUB_PROBE_TIMEOUT = 10.0
@@ -153,13 +121,6 @@ def how_to_pass(relative: str) -> str:
     )
 
 
-def data_file(folder: Path, relative: str, name: str) -> Path:
-    path = folder / relative
-    if not path.is_file():
-        raise DataNotFoundError(f"{name} data file not found: {path}. {how_to_pass(relative)}")
-    return path
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Row checks
 # ----------------------------------------------------------------------------------------------------------
@@ -241,14 +202,102 @@ def unique_ids(examples: list[dict], source: str | os.PathLike) -> list[dict]:
     return examples
 
 
-def check_count(examples: list, folder: Path, relative: str) -> None:
-    expected = EXPECTED_ROWS[relative]
-    if len(examples) != expected:
-        raise DataFileError(
-            folder / relative,
-            None,
-            f"has {len(examples)} rows where the released file has {expected}: it looks truncated or edited",
-        )
+# (example index -> (number, unit)) for naming the line or row of an example that fails a check after loading.
+Locator = Callable[[int], tuple[int, str]]
+
+
+def by_row(index: int) -> tuple[int, str]:
+    """The :data:`Locator` of data without lines (a registered set, a Hub table): the 1-based row."""
+    return index + 1, "row"
+
+
+def check_examples(
+    examples: Any,
+    source: str,
+    locate: Locator,
+    required: Mapping[str, str],
+    hint: str = "",
+    columns: Mapping[str, str] | None = None,
+) -> None:
+    """DataFileError for the first example without a unique string ``id`` or a ``required`` field of its
+    type (see :func:`mi_decode.eval.data.load_data`); a field mapped from a column (``columns``: field ->
+    column) is named with that column, as the user wrote it, and a missing one gets ``hint``."""
+    columns = columns or {}
+    unknown = sorted(kind for kind in required.values() if kind not in FIELD_CHECKS)
+    if unknown:
+        raise ValueError(f"unknown field types {unknown}; expected some of {sorted(FIELD_CHECKS)}")
+    if not isinstance(examples, list):
+        raise TypeError(f"data {source!r} returned {type(examples).__name__}, not a list of dicts")
+    for index, example in enumerate(examples):
+        try:
+            if not isinstance(example, Mapping):
+                raise _RowProblem(f"an example must be a dict, got {type(example).__name__}")
+            if not isinstance(example.get("id"), str) or not example["id"]:
+                raise _RowProblem(f"field 'id' must be a non-empty string, got {example.get('id')!r}")
+            for field, kind in required.items():
+                FIELD_CHECKS[kind](example, field)
+        except _RowProblem as problem:
+            message = str(problem)
+            field = message.split("'")[1] if "field '" in message else None
+            if field in columns:
+                message = message.replace(
+                    f"field {field!r}", f"field {field!r} (column {columns[field]!r})", 1
+                )
+            if hint and message.startswith("missing field"):
+                present = ", ".join(columns.get(key, key) for key in example if key != "id")
+                message += f" (columns: {present}; {hint.format(field=field)})"
+            number, unit = locate(index)
+            raise DataFileError(source, number, message, unit=unit) from None
+    unique_ids(examples, source)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """A task's ``data`` (and ``data_options``), parsed once when the suite is
+    (:func:`mi_decode.eval.data.parse_data_spec`): a registered set with its options
+    (:class:`~mi_decode.eval.data.spec.RegisteredData`) or a file or Hub dataset whose columns are mapped
+    onto the task's fields (:class:`~mi_decode.eval.data.generic.MappedData`). Loading uses it as it is."""
+
+    # How an example missing a required field is explained (``{field}``: the field); none by default.
+    missing_field_hint: ClassVar[str] = ""
+
+    def load(
+        self,
+        *,
+        data_dir: str | os.PathLike | None = None,
+        limit: int | None = None,
+        required: Mapping[str, str] | None = None,
+    ) -> list[dict]:
+        """The examples (the first ``limit``), each checked to have a unique string ``id`` and the
+        ``required`` fields, ``{field: type}`` (see :func:`mi_decode.eval.data.load_data`)."""
+        check_limit(limit)
+        examples, source, locate = self.read(data_dir, limit)
+        check_examples(examples, source, locate, required or {}, self.missing_field_hint, self.columns())
+        return examples
+
+    def read(self, data_dir: str | os.PathLike | None, limit: int | None) -> tuple[list[dict], str, Locator]:
+        """The examples without the field checks of :meth:`load`, the name of their source (for errors)
+        and the :data:`Locator` of their lines or rows."""
+        raise NotImplementedError
+
+    def columns(self) -> dict[str, str]:
+        """Field -> the column it is read from, where the suite renamed one (errors name the column)."""
+        return {}
+
+    def check_found(self, where: str, data_dir: str | os.PathLike | None = None) -> None:
+        """Raise :class:`~mi_decode.eval.registry.SuiteError` (prefixed with ``where``) where the data can be
+        told missing cheaply, before any model loads: a local file. Nothing to check by default."""
+
+    def suite_form(self) -> str | dict[str, Any]:
+        """``data`` as the suite wrote it: what the suite's fingerprint (and so the run folder) holds."""
+        raise NotImplementedError
+
+    def suite_options(self) -> dict[str, Any]:
+        """``data_options`` as the suite wrote it (``{}`` without any)."""
+        return {}
+
+    def __str__(self) -> str:  # printed as the suite wrote it, as before it was parsed
+        return str(self.suite_form())
 
 
 def interleave_by(examples: list[dict], key: str) -> list[dict]:

@@ -18,11 +18,13 @@ Keys:
   ``id`` holds (``id: id`` uses that column).
 
 Everything is read through ``datasets.load_dataset`` (``json``, ``csv``, ``parquet``, or the Hub id);
-the examples are plain dicts in file order, ``limit`` keeps the first rows.
+the examples are plain dicts in file order, ``limit`` keeps the first rows. A mapping is parsed once, when
+the suite is (:func:`parse_mapping`), into a :class:`MappedData`, which loads it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
@@ -33,8 +35,11 @@ from . import common
 from .common import (
     DataFileError,
     DataNotFoundError,
+    DataSpec,
+    Locator,
     _one_line,
     _RowProblem,
+    by_row,
     check_limit,
     resolve_data_dir,
     row_id,
@@ -61,17 +66,114 @@ _READERS: dict[str, Callable[[Path], FileFormat]] = {
 _GZIP_OK = {".jsonl", ".json", ".csv"}
 SUPPORTED = ".jsonl, .json, .csv, .parquet (.gz allowed for JSON and CSV)"
 
-# (row index -> (number, unit)) for naming the row of an example that fails a check after loading.
-Locator = Callable[[int], tuple[int, str]]
-
 
 def _prefix(where: str | None) -> str:
     return f"{where}: " if where else ""
 
 
-def check_spec(spec: Mapping[str, Any], where: str | None = None) -> None:
-    """Raise :class:`SuiteError` unless ``spec`` has only known keys, a string ``path``, string ``name``,
-    ``split`` and ``id``, and a mapping ``fields`` of strings."""
+@dataclasses.dataclass(frozen=True)
+class MappedData(DataSpec):
+    """A suite's data given as a mapping (see the module docstring), parsed by :func:`parse_mapping`:
+    ``path`` (a local file or a Hub id), the Hub ``name`` (config) and ``split``, ``fields`` (field ->
+    column pairs), the ``id`` column, and ``base_dir``, the suite's folder, where a relative path is looked
+    for first.
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.data.generic import parse_mapping
+    >>> spec = parse_mapping({"path": "some-org/reviews", "split": "test", "fields": {"article": "text"}})
+    >>> spec.path, spec.split, spec.fields
+    ('some-org/reviews', 'test', (('article', 'text'),))
+    >>> spec.suite_form()
+    {'path': 'some-org/reviews', 'split': 'test', 'fields': {'article': 'text'}}
+
+    ```
+    """
+
+    path: str
+    name: str | None = None
+    split: str | None = None
+    fields: tuple[tuple[str, str], ...] | None = None  # None where the suite wrote none (or null)
+    id: str | None = None
+    base_dir: str | None = dataclasses.field(default=None, compare=False)  # as TaskSpec.base_dir
+    # The keys the suite wrote, in its order, so that suite_form() gives back exactly what it wrote.
+    written: tuple[str, ...] = dataclasses.field(default=("path",), compare=False, repr=False)
+
+    missing_field_hint = "map a column onto it with fields: {{{field}: COLUMN}}"
+
+    def check_found(self, where: str, data_dir: str | os.PathLike | None = None) -> None:
+        """A local-looking ``path`` must be in ``base_dir`` or the data folder (``data_dir``, else
+        ``$MI_DECODE_DATA_DIR``); a Hub id is not checked (that would need the network)."""
+        if not looks_local(self.path):
+            return
+        prefix = _prefix(where)
+        try:
+            find_local(self.path, self.base_dir, data_dir, where)
+        except DataNotFoundError as error:  # from find_local (prefixed) or a bad $MI_DECODE_DATA_DIR (not)
+            message = str(error)
+            raise SuiteError(message if message.startswith(prefix) else prefix + message) from None
+
+    def suite_form(self) -> dict[str, Any]:
+        values = {
+            "path": self.path,
+            "name": self.name,
+            "split": self.split,
+            "fields": None if self.fields is None else dict(self.fields),
+            "id": self.id,
+        }
+        return {key: values[key] for key in self.written}
+
+    def columns(self) -> dict[str, str]:
+        return dict(self.fields or ())
+
+    def read(
+        self, data_dir: str | os.PathLike | None = None, limit: int | None = None
+    ) -> tuple[list[dict], str, Locator]:
+        """The examples in file order (the first ``limit``), the file's path or the Hub id, and the
+        :data:`~mi_decode.eval.data.common.Locator` of their lines (or rows); no field checks (see
+        :meth:`load`)."""
+        check_limit(limit)
+        fields = dict(self.fields or ())
+        id_column, path = self.id, self.path
+        if looks_local(path):
+            file = find_local(path, self.base_dir, data_dir)
+            fmt = _READERS[reader_suffix(path)](file)
+            rows, columns = read_rows(file, fmt)
+            _check_columns(file, columns, fields, id_column)
+            ids = _ids(file, rows, id_column, _stem(file.name), lambda index: locate(file, fmt, index))
+            rows, ids = rows[:limit], ids[:limit]
+            return (
+                [_example(row, ident, fields) for row, ident in zip(rows, ids, strict=True)],
+                str(file),
+                (lambda index: locate(file, fmt, index)),
+            )
+        dataset, source = _hub(path, self.name, self.split or "train")
+        columns = list(dataset.column_names)
+        _check_columns(source, columns, fields, id_column)
+        if id_column is not None:
+            id_rows = [{id_column: value} for value in dataset[id_column]]
+        else:
+            id_rows = [{}] * len(dataset)
+        ids = _ids(source, id_rows, id_column, path.rsplit("/", 1)[-1], by_row)
+        if limit is not None and limit < len(dataset):
+            dataset = dataset.select(range(limit))
+        rows = dataset.to_list()
+        if not rows:
+            raise DataFileError(source, None, "has no data rows")
+        return (
+            [_example(row, ident, fields) for row, ident in zip(rows, ids, strict=False)],
+            source,
+            by_row,
+        )
+
+
+def parse_mapping(
+    spec: Mapping[str, Any], where: str | None = None, base_dir: str | os.PathLike | None = None
+) -> MappedData:
+    """The :class:`MappedData` of a data mapping. Raises :class:`SuiteError` (prefixed with ``where``)
+    unless ``spec`` has only known keys, a string ``path``, string ``name``, ``split`` and ``id``, and a
+    mapping ``fields`` of strings; a local file must have a supported type and no ``name`` or ``split``."""
     prefix = _prefix(where)
     unknown = [key for key in spec if key not in SPEC_KEYS]
     if unknown:
@@ -109,6 +211,15 @@ def check_spec(spec: Mapping[str, Any], where: str | None = None) -> None:
                 f"{prefix}data 'name' and 'split' select a Hub dataset's config and split; the local file "
                 f"{path!r} has one split"
             )
+    return MappedData(
+        path=path,
+        name=spec.get("name"),
+        split=spec.get("split"),
+        fields=None if fields is None else tuple(fields.items()),
+        id=spec.get("id"),
+        base_dir=None if base_dir is None else str(base_dir),
+        written=tuple(spec),
+    )
 
 
 def looks_local(path: str) -> bool:
@@ -183,53 +294,7 @@ def load_generic(
     base_dir: str | os.PathLike | None = None,
 ) -> list[dict]:
     """The examples of a data mapping (see the module docstring), in file order, the first ``limit``."""
-    return load_generic_with_source(spec, data_dir, limit, base_dir=base_dir)[0]
-
-
-def load_generic_with_source(
-    spec: Mapping[str, Any],
-    data_dir: str | os.PathLike | None = None,
-    limit: int | None = None,
-    *,
-    base_dir: str | os.PathLike | None = None,
-) -> tuple[list[dict], str, Locator]:
-    """:func:`load_generic`, with the source's name (the file's path or the Hub id) and a function giving
-    the line (or row) of an example by its index, for errors found afterwards."""
-    check_spec(spec)
-    check_limit(limit)
-    fields: Mapping[str, str] = spec.get("fields") or {}
-    id_column: str | None = spec.get("id")
-    path = spec["path"]
-    if looks_local(path):
-        file = find_local(path, base_dir, data_dir)
-        fmt = _READERS[reader_suffix(path)](file)
-        rows, columns = read_rows(file, fmt)
-        _check_columns(file, columns, fields, id_column)
-        ids = _ids(file, rows, id_column, _stem(file.name), lambda index: locate(file, fmt, index))
-        rows, ids = rows[:limit], ids[:limit]
-        return (
-            [_example(row, ident, fields) for row, ident in zip(rows, ids, strict=True)],
-            str(file),
-            (lambda index: locate(file, fmt, index)),
-        )
-    dataset, source = _hub(path, spec.get("name"), spec.get("split") or "train")
-    columns = list(dataset.column_names)
-    _check_columns(source, columns, fields, id_column)
-    if id_column is not None:
-        id_rows = [{id_column: value} for value in dataset[id_column]]
-    else:
-        id_rows = [{}] * len(dataset)
-    ids = _ids(source, id_rows, id_column, path.rsplit("/", 1)[-1], lambda index: (index + 1, "row"))
-    if limit is not None and limit < len(dataset):
-        dataset = dataset.select(range(limit))
-    rows = dataset.to_list()
-    if not rows:
-        raise DataFileError(source, None, "has no data rows")
-    return (
-        [_example(row, ident, fields) for row, ident in zip(rows, ids, strict=False)],
-        source,
-        (lambda index: (index + 1, "row")),
-    )
+    return parse_mapping(spec, base_dir=base_dir).read(data_dir, limit)[0]
 
 
 def _stem(name: str) -> str:

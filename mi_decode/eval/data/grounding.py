@@ -21,28 +21,42 @@ import ast
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, NamedTuple
 
 from ..registry import register_data
 from .common import (
-    MEMOTRAP_COLUMNS,
-    MEMOTRAP_FILES,
-    MEMOTRAP_HUB,
-    MEMOTRAP_TASKS,
-    NQSWAP_FILE,
-    NQSWAP_HUB,
     _RowProblem,
-    check_count,
     check_limit,
     convert_hub_rows,
-    data_file,
     hub_dataset,
     interleave_by,
     resolve_data_dir,
     text,
     texts,
 )  # fmt: skip
-from .reading import convert_rows, csv_format, json_lines_format, read_rows
+from .reading import DataFile, csv_format
+
+NQSWAP_FILE = DataFile("grounding/nqswap/nqswap.jsonl.gz", rows=4746, title="NQ-Swap")
+NQSWAP_HUB = ("pminervini/NQ-Swap", None, "dev")  # (repo, config, split): the same 4,746 rows
+MEMOTRAP_COLUMNS = ("prompt", "classes", "answer_index")
+_MEMOTRAP_CSV = partial(csv_format, MEMOTRAP_COLUMNS)
+MEMOTRAP_FILES = {
+    "proverb-ending": DataFile(
+        "grounding/memotrap/1-proverb-ending.csv", 860, "MemoTrap proverb-ending", _MEMOTRAP_CSV
+    ),
+    "proverb-translation": DataFile(
+        "grounding/memotrap/2-proverb-translation.csv", 843, "MemoTrap proverb-translation", _MEMOTRAP_CSV
+    ),
+    "hate-speech-ending": DataFile(
+        "grounding/memotrap/3-hate-speech-ending.csv", 100, "MemoTrap hate-speech-ending", _MEMOTRAP_CSV
+    ),
+    "history-of-science-qa": DataFile(
+        "grounding/memotrap/4-history-of-science-qa.csv", 736, "MemoTrap history-of-science-qa", _MEMOTRAP_CSV
+    ),
+}
+MEMOTRAP_TASKS = tuple(MEMOTRAP_FILES)
+MEMOTRAP_HUB = ("pminervini/inverse-scaling", "memo-trap", "data")  # one table for the four files
 
 
 class MemoTrapSplit(NamedTuple):
@@ -220,12 +234,9 @@ def load_nqswap(
     check_limit(limit)
     folder = resolve_data_dir(data_dir)
     if folder is not None:
-        path = data_file(folder, NQSWAP_FILE, "NQ-Swap")
-        fmt = json_lines_format()
-        examples = convert_rows(path, fmt, read_rows(path, fmt)[0], _nqswap_example)
-        check_count(examples, folder, NQSWAP_FILE)
+        examples = NQSWAP_FILE.read(folder, _nqswap_example)
     else:
-        source, dataset = hub_dataset("NQ-Swap", NQSWAP_HUB, NQSWAP_FILE)
+        source, dataset = hub_dataset("NQ-Swap", NQSWAP_HUB, NQSWAP_FILE.relative)
         examples = convert_hub_rows(dataset, _nqswap_example, source)
     examples = interleave_by(examples, "question")
     if split is not None:
@@ -279,12 +290,8 @@ def load_memotrap(
     folder = resolve_data_dir(data_dir)
     examples: list[dict] = []
     if folder is not None:
-        fmt = csv_format(MEMOTRAP_COLUMNS)
         for task in tasks:
-            path = data_file(folder, MEMOTRAP_FILES[task], f"MemoTrap {task}")
-            task_examples = convert_rows(path, fmt, read_rows(path, fmt)[0], _memotrap_example(task))
-            check_count(task_examples, folder, MEMOTRAP_FILES[task])
-            examples += task_examples[:limit]
+            examples += MEMOTRAP_FILES[task].read(folder, _memotrap_example(task))[:limit]
     else:
         source, dataset = hub_dataset("MemoTrap", MEMOTRAP_HUB, "grounding/memotrap/*.csv")
         all_examples = convert_hub_rows(dataset, _memotrap_example(None), source)

@@ -15,19 +15,20 @@ from typing import Any
 
 from ..registry import register_data
 from .common import (
-    OPEN_ENDED_FILES,
-    OPEN_ENDED_SOURCES,
     DataNotFoundError,
-    check_count,
     check_limit,
-    data_file,
     how_to_pass,
     resolve_data_dir,
     row_id,
     text,
-    unique_ids,
 )  # fmt: skip
-from .reading import convert_rows, json_lines_format, read_rows
+from .reading import DataFile
+
+OPEN_ENDED_FILES = {
+    "wikitext": DataFile("open_ended/wikitext_prompts.jsonl", rows=1314, title="open-ended wikitext"),
+    "book": DataFile("open_ended/book_prompts.jsonl", rows=1947, title="open-ended book"),
+}
+OPEN_ENDED_SOURCES = tuple(OPEN_ENDED_FILES)
 
 
 def load_open_ended(
@@ -57,19 +58,15 @@ def load_open_ended(
     if source not in OPEN_ENDED_FILES:
         raise ValueError(f"unknown open-ended source {source!r}; expected one of {OPEN_ENDED_SOURCES}")
     check_limit(limit)
-    relative = OPEN_ENDED_FILES[source]
+    file = OPEN_ENDED_FILES[source]
     folder = resolve_data_dir(data_dir)
     if folder is None:
         raise DataNotFoundError(
             f"No data for the open-ended {source} prompts: no data folder was given, and this set (prefixes "
             f"and human continuations from the Contrastive Decoding evaluation) has no copy on the Hugging "
-            f"Face Hub. {how_to_pass(relative)}"
+            f"Face Hub. {how_to_pass(file.relative)}"
         )
-    path = data_file(folder, relative, f"open-ended {source}")
-    fmt = json_lines_format()
-    examples = unique_ids(convert_rows(path, fmt, read_rows(path, fmt)[0], _open_ended_example(source)), path)
-    check_count(examples, folder, relative)
-    return examples[:limit]
+    return file.read(folder, _open_ended_example(source))[:limit]
 
 
 @register_data("wikitext")

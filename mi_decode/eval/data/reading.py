@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .common import DataFileError, _one_line, _RowProblem
+from .common import DataFileError, DataNotFoundError, _one_line, _RowProblem, how_to_pass, unique_ids
 
 Scan = Callable[[Path], Iterator[tuple[int, dict[str, Any]]]]
 
@@ -198,6 +198,67 @@ def locate(path: Path, fmt: FileFormat, index: int) -> tuple[int, str]:
             if raw_index == index:
                 return number, fmt.unit
     return index + 1, "row"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The released files of the registered sets
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A released file of a registered set, declared by the module that loads it: where it lies in the data
+    folder, how many rows the released file has (the data README's count), how messages name it and its
+    format (a factory: building a CSV format imports ``datasets``).
+
+    A file cut at a line boundary is valid line by line, so the row count is the only way to tell it from
+    the whole file: :meth:`read` checks it.
+
+    Example:
+
+    ```python
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from mi_decode.eval.data.reading import DataFile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> toy = DataFile("toy/toy.jsonl", rows=2, title="Toy")
+    >>> (folder / "toy").mkdir()
+    >>> _ = (folder / toy.relative).write_text('{"q": "a"}\\n{"q": "b"}\\n')
+    >>> toy.read(folder, lambda row, index: {"id": f"toy-{index}", "q": row["q"]})
+    [{'id': 'toy-0', 'q': 'a'}, {'id': 'toy-1', 'q': 'b'}]
+    >>> DataFile("toy/toy.jsonl", rows=3, title="Toy").read(folder, lambda row, index: {"id": str(index)})
+    Traceback (most recent call last):
+    ...
+    mi_decode.eval.data.common.DataFileError: .../toy/toy.jsonl: has 2 rows where the released file has 3: ...
+
+    ```
+    """
+
+    relative: str  # under the data folder, as the data README lists it
+    rows: int
+    title: str  # "NQ-Swap", "MemoTrap proverb-ending"
+    format: Callable[[], FileFormat] = json_lines_format
+
+    def read(self, folder: Path, converter: Callable[[Mapping[str, Any], int], dict]) -> list[dict]:
+        """``converter(row, index)`` of every row of the file in ``folder``, checked for unique ids and for
+        the released row count.
+
+        Raises:
+            DataNotFoundError: the file is not in ``folder`` (the message says how to give it).
+            DataFileError: a bad row, a repeated id, or a row count other than :attr:`rows`.
+        """
+        path = Path(folder) / self.relative
+        if not path.is_file():
+            raise DataNotFoundError(f"{self.title} data file not found: {path}. {how_to_pass(self.relative)}")
+        fmt = self.format()
+        examples = unique_ids(convert_rows(path, fmt, read_rows(path, fmt)[0], converter), path)
+        if len(examples) != self.rows:
+            raise DataFileError(
+                path,
+                None,
+                f"has {len(examples)} rows where the released file has {self.rows}: it looks truncated or edited",
+            )
+        return examples
 
 
 def diagnose(path: Path, fmt: FileFormat, error: BaseException | None) -> NoReturn:

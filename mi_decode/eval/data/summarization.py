@@ -16,13 +16,8 @@ from typing import Any
 
 from ..registry import register_data
 from .common import (
-    CNNDM_FILE,
-    CNNDM_HUB,
-    CNNDM_HUB_ROWS,
-    check_count,
     check_limit,
     convert_hub_rows,
-    data_file,
     hub_dataset,
     interleave_by,
     resolve_data_dir,
@@ -30,7 +25,12 @@ from .common import (
     text,
     unique_ids,
 )  # fmt: skip
-from .reading import convert_rows, json_lines_format, read_rows
+from .reading import DataFile
+
+CNNDM_FILE = DataFile("summarization/cnndm_cad_300.jsonl", rows=300, title="CNN/DailyMail")
+# The Hub stand-in (repo, config, split): CAD's articles have no Hub copy; as many test articles as CAD's set.
+CNNDM_HUB = ("abisee/cnn_dailymail", "3.0.0", "test")
+CNNDM_HUB_ROWS = 300
 
 logger = logging.getLogger(__name__)
 
@@ -63,13 +63,10 @@ def load_cnndm(data_dir: str | os.PathLike | None = None, limit: int | None = No
     check_limit(limit)
     folder = resolve_data_dir(data_dir)
     if folder is not None:
-        path = data_file(folder, CNNDM_FILE, "CNN/DailyMail")
-        fmt = json_lines_format()
-        examples = unique_ids(convert_rows(path, fmt, read_rows(path, fmt)[0], _cnndm_example), path)
-        check_count(examples, folder, CNNDM_FILE)
+        examples = CNNDM_FILE.read(folder, _cnndm_example)
         # CAD's file is 100 articles x 3 consecutive rows (3 samples each): distinct articles first.
         return interleave_by(examples, "article")[:limit]
-    source, dataset = hub_dataset("CNN/DailyMail", CNNDM_HUB, CNNDM_FILE)
+    source, dataset = hub_dataset("CNN/DailyMail", CNNDM_HUB, CNNDM_FILE.relative)
     logger.warning(
         "CAD's 300 CNN/DailyMail articles have no Hub copy; using the first %d articles of %s instead (a "
         "different set: ROUGE is not comparable with CAD's). Pass a data folder for CAD's set.",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from jinja2 import TemplateSyntaxError, meta
@@ -100,17 +99,9 @@ class TaskKind:
         return fields
 
     def load(self, task, *, data_dir, limit: int | None, quick: bool) -> list[dict]:
-        """The task's units: its data set, checked for the fields the task reads."""
-        from ..data import load_data
-
-        return load_data(
-            task.data,
-            data_dir=data_dir,
-            limit=limit,
-            options=task.data_options,
-            base_dir=Path(task.base_dir) if task.base_dir else None,
-            required=self.required_fields(task),
-        )
+        """The task's units: its data set (the spec parsed with the suite), checked for the fields the task
+        reads."""
+        return task.data.load(data_dir=data_dir, limit=limit, required=self.required_fields(task))
 
     def check_units(self, task, units: list[dict], methods: Sequence) -> None:
         """Render the task's prompts over every unit before the model loads, so that a sandbox refusal or an

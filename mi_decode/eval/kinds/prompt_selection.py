@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.spec import RegisteredData
 from ..registry import SuiteError, register_kind
 from .base import TaskKind
 
@@ -42,7 +43,7 @@ class PromptSelectionKind(TaskKind):
         unknown = sorted(set(task.options) - _OPTIONS)
         if unknown:
             raise SuiteError(f"{where}: unknown option {unknown[0]!r}; known: {', '.join(sorted(_OPTIONS))}")
-        if "template_file" not in task.options and not isinstance(task.data, str):
+        if "template_file" not in task.options and not isinstance(task.data, RegisteredData):
             raise SuiteError(f"{where}: a prompt-selection task on your own data needs options.template_file")
 
     def load(self, task, *, data_dir, limit: int | None, quick: bool) -> list[dict]:
@@ -56,7 +57,7 @@ class PromptSelectionKind(TaskKind):
             if not path.is_absolute() and task.base_dir:
                 path = Path(task.base_dir) / path
         else:
-            path = task_templates_path(task.data, data_dir)
+            path = task_templates_path(task.data.name, data_dir)
         templates = load_templates(path, names=r"prompt_\d+")
         count = task.options.get("quick_templates" if quick else "templates")
         if count is not None:

@@ -117,7 +117,7 @@ def _constant_schedule(config: MIConfig, step: int) -> float:
     return config.weight
 
 
-def _scheduled(schedule: Callable[[MIConfig, int], float]) -> WeightFunction:
+def scheduled(schedule: Callable[[MIConfig, int], float]) -> WeightFunction:
     """The weight function of a rule whose weight is the same for every row at a step."""
 
     def weight(config: MIConfig, step: int, conditioned: torch.Tensor, unconditioned: torch.Tensor):
@@ -162,7 +162,7 @@ RULES: dict[str, Rule] = {
         Rule(
             "m3id",
             ("lam", "alpha", "max_weight", "t0"),
-            _scheduled(_m3id_schedule),
+            scheduled(_m3id_schedule),
             schedule=_m3id_schedule,
             gated=True,
             summary="M3ID: weight exp(lambda t) - 1, gated by the conditioned model's confidence (Favero et al. 2024)",
@@ -170,7 +170,7 @@ RULES: dict[str, Rule] = {
         Rule(
             "constant",
             ("weight",),
-            _scheduled(_constant_schedule),
+            scheduled(_constant_schedule),
             schedule=_constant_schedule,
             gated=False,
             summary="CAD / CFG: a constant weight w (Shi et al. 2023; Sanchez et al. 2023)",
@@ -195,8 +195,8 @@ def register_rule(rule: Rule) -> Rule:
     found through the entry-point group ``mi_decode.eval`` (see :mod:`mi_decode.eval.registry`).
 
     Example:
-        >>> from mi_decode.m3id import RULES, MIConfig, Rule, register_rule, _scheduled
-        >>> half = register_rule(Rule("half", ("weight",), _scheduled(lambda c, t: c.weight / 2),
+        >>> from mi_decode.m3id import RULES, MIConfig, Rule, register_rule, scheduled
+        >>> half = register_rule(Rule("half", ("weight",), scheduled(lambda c, t: c.weight / 2),
         ...                           gated=False, summary="half the constant weight",
         ...                           schedule=lambda c, t: c.weight / 2))
         >>> MIConfig(rule="half", weight=1.0).weight_at(3)

@@ -263,13 +263,13 @@ def test_adaptive_weight_is_small_when_the_branches_agree_and_large_when_they_co
 def test_a_registered_rule_is_found_by_the_config_and_the_rule_step():
     """A rule added with register_rule (one call, no other edit) is what MIConfig and mi_amplify use: a rule
     giving half the constant weight scores exactly as the constant rule at half the weight."""
-    from mi_decode.m3id import RULES, Rule, _scheduled, register_rule
+    from mi_decode.m3id import RULES, Rule, scheduled, register_rule
 
     def half(config, step):
         return config.weight / 2
 
     rule = register_rule(
-        Rule("half", ("weight",), _scheduled(half), gated=False, summary="w/2", schedule=half)
+        Rule("half", ("weight",), scheduled(half), gated=False, summary="w/2", schedule=half)
     )
     try:
         generator = torch.Generator().manual_seed(0)
@@ -280,12 +280,12 @@ def test_a_registered_rule_is_found_by_the_config_and_the_rule_step():
         with pytest.raises(ValueError, match="option 'lam' does not apply to rule 'half'"):
             MIConfig.from_options({"rule": "half", "lam": 0.1})
         with pytest.raises(ValueError, match="rule 'half' is already registered"):
-            register_rule(Rule("half", (), _scheduled(half), gated=False, summary=""))
+            register_rule(Rule("half", (), scheduled(half), gated=False, summary=""))
         assert register_rule(rule) is rule  # the same entry again is no change
     finally:
         del RULES["half"]
     with pytest.raises(ValueError, match="'gamma' is not an MIConfig field"):
-        register_rule(Rule("odd", ("gamma",), _scheduled(half), gated=False, summary=""))
+        register_rule(Rule("odd", ("gamma",), scheduled(half), gated=False, summary=""))
     with pytest.raises(TypeError, match="register_rule takes a Rule"):
         register_rule("half")
     assert "odd" not in RULES and "half" not in RULES

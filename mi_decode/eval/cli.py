@@ -242,11 +242,7 @@ def with_field_table(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(
-        prog="python -m mi_decode.eval", description="Run mi_decode's evaluation suites."
-    )
-    add_arguments(parser)
-    with_field_table(parser)
-    args = parser.parse_args(argv)
-    return run(args, argv)
+    """``python -m mi_decode.eval ARGS``: ``mi-decode eval ARGS``, with its one-line errors (exit code 2)."""
+    from ..cli.main import main as mi_decode_main
+
+    return mi_decode_main(["eval", *(sys.argv[1:] if argv is None else argv)])

@@ -80,8 +80,10 @@ def load_entry_points(group: str = ENTRY_POINT_GROUP) -> list[str]:
 _LOADED: set[str] = set()
 
 
-def _load_all() -> None:
-    """Import every built-in registering module and the entry points, once per process."""
+def load_extensions() -> None:
+    """Import every built-in registering module and the entry points' modules, once per process (the first
+    registry lookup does it; a suite's parse calls it first, since an extension may also register MI rules
+    with :func:`mi_decode.m3id.register_rule`)."""
     if "entry points" in _LOADED:
         return
     _LOADED.add(
@@ -127,7 +129,7 @@ class Registry(Generic[T]):
 
     def _load_builtins(self) -> None:
         if self.what in _BUILTIN_PACKAGES:
-            _load_all()
+            load_extensions()
 
     def get(self, name: Any, where: str | None = None) -> T:
         """The entry named ``name``; raises :class:`SuiteError` naming ``where`` (e.g. the suite file and

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..m3id import MIConfig, MIConfigError
-from .registry import METRICS, TASK_KINDS, SuiteError
+from .registry import METRICS, TASK_KINDS, SuiteError, load_extensions
 
 if TYPE_CHECKING:  # the data package imports every loader: loaded when a task is parsed, not with this module
     from .data import DataSpec
@@ -248,7 +248,9 @@ def _parse_metrics(raw: Any, where: str) -> tuple[tuple[str, dict[str, Any]], ..
         try:
             metric(**options)
         except (TypeError, ValueError) as error:
-            raise SuiteError(f"{where}: metric {name!r}: {error}") from None
+            message = str(error)  # Metric's own errors name the metric already
+            prefix = "" if message.startswith(f"metric {name!r}") else f"metric {name!r}: "
+            raise SuiteError(f"{where}: {prefix}{message}") from None
         metrics.append((name, dict(options)))
     return tuple(metrics)
 
@@ -312,6 +314,7 @@ def parse_task(
 def parse_suite(raw: Any, source: str = "<suite>", base_dir: Path | None = None, data_dir=None) -> Suite:
     """Validate a suite's parsed YAML and build the :class:`Suite`; every name is checked against the
     registries (task kinds, data, metrics) and the MI rule table now, not mid-run."""
+    load_extensions()  # first: an installed extension may add the MI rules the methods name
     _require(isinstance(raw, dict), source, "a suite must be a mapping with name, methods and tasks")
     unknown = sorted(set(raw) - _SUITE_KEYS)
     _require(

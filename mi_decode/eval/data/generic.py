@@ -143,6 +143,7 @@ class MappedData(DataSpec):
             _check_columns(file, columns, fields, id_column)
             ids = _ids(file, rows, id_column, _stem(file.name), lambda index: locate(file, fmt, index))
             rows, ids = rows[:limit], ids[:limit]
+            common.note_source(f"the file {common.shown_path(file)}")
             return (
                 [_example(row, ident, fields) for row, ident in zip(rows, ids, strict=True)],
                 str(file),
@@ -360,7 +361,9 @@ def _hub(repo: str, name: str | None, split: str) -> tuple[Any, str]:
     reason = common.hub_unavailable(repo)  # looked up here so that tests can stand in for the Hub
     if reason is None:
         try:
-            return datasets.load_dataset(repo, name, split=split), source
+            dataset = datasets.load_dataset(repo, name, split=split)
+            common.note_source(f"the Hugging Face Hub dataset {source[len('Hub dataset '):]}")
+            return dataset, source
         except Exception as error:  # a wrong config or split, authentication, a failed download
             reason = f"loading it failed: {type(error).__name__}: {_one_line(error)}"
     raise DataNotFoundError(

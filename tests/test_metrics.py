@@ -477,7 +477,14 @@ def test_holm_matches_a_naive_implementation(p_values, alpha):
 
 
 def test_comparison_verdict_words():
-    stable = {"low": -0.2, "high": -0.1, "second_low": -0.21, "second_high": -0.09, "t_low": -0.2, "t_high": -0.1}
+    stable = {
+        "low": -0.2,
+        "high": -0.1,
+        "second_low": -0.21,
+        "second_high": -0.09,
+        "t_low": -0.2,
+        "t_high": -0.1,
+    }
     assert comparison_verdict(stable, True, 9) == "lower"
     assert comparison_verdict(stable, False, 9) == "not significant after Holm correction over 9 comparisons"
     assert comparison_verdict({**stable, "second_high": 0.0}, True, 9) == "sign not stable"

@@ -350,7 +350,9 @@ def _synthetic_task(seed: int = 0) -> tuple[dict, dict[str, list[dict]]]:
     more = paired_differences(keys, {"cad": records["cad"], **records}, seed)
     task = {
         "examples": 60,
-        "methods": {m: {"rate_a": v[:, 0].mean(), "rate_b": v[:, 1].mean(), "n": 60} for m, v in scores.items()},
+        "methods": {
+            m: {"rate_a": v[:, 0].mean(), "rate_b": v[:, 1].mean(), "n": 60} for m, v in scores.items()
+        },
         "paired": paired,
         "paired_more": [more],
     }
@@ -394,7 +396,11 @@ def test_holm_marks_and_verdicts_of_a_synthetic_results_dict(tmp_path):
                 if d["low"] <= 0 <= d["high"]:
                     assert d["verdict"] == "no measurable difference"
     same = task["paired"]["methods"]["same"]["rate_a"]
-    assert (same["difference"], same["verdict"], same["holm_survives"]) == (0.0, "no measurable difference", False)
+    assert (same["difference"], same["verdict"], same["holm_survives"]) == (
+        0.0,
+        "no measurable difference",
+        False,
+    )
     results = {**make_results(), "suites": {"mini": {"synthetic": task}}}
     lines = verdict_lines(results)
     claims = [line for line in lines if "survives Holm over 10 comparisons" in line]
@@ -487,7 +493,13 @@ def test_a_summarys_own_intervals_show_beside_their_values(tmp_path):
     for method, (value, low, high) in {"greedy": (0.8, 0.7, 0.9), "nucleus": (0.6, 0.5, 0.75)}.items():
         wikitext[method]["mauve"] = value
         wikitext[method]["intervals"] = {
-            "mauve": {"low": low, "high": high, "n": 64, "seed": 0, "method": "percentile bootstrap over texts"}
+            "mauve": {
+                "low": low,
+                "high": high,
+                "n": 64,
+                "seed": 0,
+                "method": "percentile bootstrap over texts",
+            }
         }
     text = write_report(results, tmp_path, "mi-decode eval").read_text()
     table = text.split("## mini / wikitext")[1].split("\n\n")[1]
@@ -509,7 +521,11 @@ def test_committed_results_still_render(report, tmp_path):
     text = write_report(results, tmp_path, "mi-decode eval").read_text()
     committed = (REPORTS / report / "report.md").read_text()
     for line in committed.splitlines():
-        if line.startswith("| ") and "[" in line and ("+" in line.split("|")[2] or "-0" in line.split("|")[2]):
+        if (
+            line.startswith("| ")
+            and "[" in line
+            and ("+" in line.split("|")[2] or "-0" in line.split("|")[2])
+        ):
             assert line in text  # a paired row: unchanged
     if any(task.get("paired") for suite in results["suites"].values() for task in suite.values()):
         assert "predates the Holm correction" in text

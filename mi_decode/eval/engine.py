@@ -280,9 +280,12 @@ def collect_results(
     }
     for suite in suites:
         suite_results = results["suites"][suite.name] = {}
-        run = dict.fromkeys(m for task in _selected_tasks(settings, suite) for m in _methods_of(settings, task))
+        run = dict.fromkeys(
+            m for task in _selected_tasks(settings, suite) for m in _methods_of(settings, task)
+        )
         results["method_settings"][suite.name] = {
-            name: {"settings": suite.methods[name].settings(), "note": suite.methods[name].note} for name in run
+            name: {"settings": suite.methods[name].settings(), "note": suite.methods[name].note}
+            for name in run
         }
         for task in _selected_tasks(settings, suite):
             examples = examples_by_task[suite.name, task.name]

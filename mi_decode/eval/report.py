@@ -313,10 +313,14 @@ def _paired_table(
     the Holm and sign marks and the t-interval where ``results.json`` has them."""
     methods = paired["methods"]
     metrics = list(next(iter(methods.values())))
-    rows = [[method, *(paired_cell(d) for d in differences.values())] for method, differences in methods.items()]
+    rows = [
+        [method, *(paired_cell(d) for d in differences.values())] for method, differences in methods.items()
+    ]
     counts = _paired_counts(paired)
     few = min(counts) < FEW_EXAMPLES
-    seeds = sorted({d["seed"] for differences in methods.values() for d in differences.values() if "seed" in d})
+    seeds = sorted(
+        {d["seed"] for differences in methods.values() for d in differences.values() if "seed" in d}
+    )
     at_seed = f" at seed {', '.join(map(str, seeds))}" if seeds else ""
     title = (
         f"{title}: difference from {paired['baseline']} (paired over {max(counts)} examples, 95% bootstrap "
@@ -487,8 +491,11 @@ def method_lines(results: dict) -> list[str]:
             options = dict(entry.get("settings") or {})
             decoding = "sampling" if options.pop("sample", False) else "greedy decoding"
             rule = options.pop("rule", None)
-            sampling = [f"{key} {options.pop(key)}" for key in ("top_k", "top_p", "typical_p", "temperature")
-                        if key in options]
+            sampling = [
+                f"{key} {options.pop(key)}"
+                for key in ("top_k", "top_p", "typical_p", "temperature")
+                if key in options
+            ]
             rest = [f"{key} {value}" for key, value in options.items()]
             parts = [decoding, *sampling]
             if rule or rest:

@@ -20,7 +20,9 @@ HUB = "hub"
 HUB_PROBE_TIMEOUT = 10.0
 
 # Where the data being loaded was read from, while :func:`recording_sources` listens (the report says it).
-_SOURCES: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("mi_decode_data_sources", default=None)
+_SOURCES: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "mi_decode_data_sources", default=None
+)
 BUNDLED_SOURCE = "the quick subsets bundled in the mi_decode package"
 
 

@@ -647,3 +647,24 @@ def test_generate_batches_group_prompts_by_tokens_not_characters(tiny):
     batches = length_batches(EvalContext(model=None, tokenizer=tokenizer), task, examples, 2)
     expected = sorted(texts, key=tokens.__getitem__)
     assert [e["id"] for batch in batches for e in batch] == expected and [len(b) for b in batches] == [2, 2]
+
+
+def test_the_data_source_read_is_recorded(data_dir, monkeypatch, tmp_path):
+    """What the loaders read, as the report names it: the data folder (relative to the current folder),
+    the bundled quick subsets when there is no folder, or a mapped file."""
+    import mi_decode.eval.data.spec as spec
+    from mi_decode.eval.data import load_data
+    from mi_decode.eval.data.common import BUNDLED_SOURCE, recording_sources
+
+    monkeypatch.chdir(data_dir.parent)
+    with recording_sources() as sources:
+        load_data("nqswap", data_dir=str(data_dir), limit=2, options={"split": "test"})
+    assert sources == [f"the data folder {data_dir.name}"]
+    monkeypatch.setattr(spec, "resolve_data_dir", lambda folder: None)  # no folder anywhere
+    with recording_sources() as sources:
+        load_data("nqswap", limit=2, options={"split": "test"})
+    assert sources == [BUNDLED_SOURCE]
+    (tmp_path / "rows.jsonl").write_text('{"text": "a"}\n{"text": "b"}\n')
+    with recording_sources() as sources:
+        load_data({"path": "rows.jsonl"}, base_dir=tmp_path)
+    assert sources == [f"the file {tmp_path / 'rows.jsonl'}"]

@@ -38,7 +38,8 @@ def paired_difference(
     (:func:`holm`) uses. Where every difference is the same, the intervals have zero width and the p-value
     is 1 for a difference of 0, else 0 (the t statistic is infinite).
 
-    Returns ``{"difference", "low", "high", "n", "seed", "resamples"}``, with ``stability`` also
+    Returns ``{"difference", "low", "high", "n", "seed", "resamples"}`` (``resamples`` 0 where every
+    difference is the same and no bootstrap was needed), with ``stability`` also
     ``{"second_seed", "second_low", "second_high", "t_low", "t_high", "p_value"}``.
 
     Raises:

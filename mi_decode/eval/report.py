@@ -488,24 +488,42 @@ def method_lines(results: dict) -> list[str]:
         if several:
             lines.append(f"- Suite `{suite_name}`:")
         for name, entry in methods.items():
-            options = dict(entry.get("settings") or {})
-            decoding = "sampling" if options.pop("sample", False) else "greedy decoding"
-            rule = options.pop("rule", None)
-            sampling = [
-                f"{key} {options.pop(key)}"
-                for key in ("top_k", "top_p", "typical_p", "temperature")
-                if key in options
-            ]
-            rest = [f"{key} {value}" for key, value in options.items()]
-            parts = [decoding, *sampling]
-            if rule or rest:
-                parts.append(" with the MI rule " + (f"`{rule}`" if rule else "(default)"))
-                text = ", ".join(parts[:-1]) + parts[-1] + "".join(f", {option}" for option in rest)
-            else:
-                text = ", ".join(parts) + ", no MI rule"
+            text = describe_method(entry.get("settings") or {})
             note = f". Origin: {entry['note']}" if entry.get("note") else ""
             lines.append(f"{'  ' if several else ''}- `{name}`: {text}{note}")
     return lines
+
+
+def describe_method(settings: dict) -> str:
+    """A method's settings in words: greedy decoding or sampling (with its options), then the MI rule and
+    its options, or "no MI rule".
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.report import describe_method
+    >>> describe_method({"rule": "adaptive", "jsd_scale": 2.0})
+    'greedy decoding with the MI rule `adaptive`, jsd_scale 2.0'
+    >>> describe_method({"sample": True, "typical_p": 0.2})
+    'sampling, typical_p 0.2, no MI rule'
+
+    ```
+    """
+    from .suite import SAMPLING_KEYS
+
+    options = dict(settings)
+    decoding = ["sampling" if options.pop("sample", False) else "greedy decoding"]
+    decoding += [f"{key} {options.pop(key)}" for key in SAMPLING_KEYS[1:] if key in options]
+    if not options:
+        return ", ".join([*decoding, "no MI rule"])
+    from ..m3id import MIConfig
+
+    rule = options.pop("rule", MIConfig().rule)  # MIConfig's default rule where the suite names none
+    return (
+        ", ".join(decoding)
+        + f" with the MI rule `{rule}`"
+        + "".join(f", {k} {v}" for k, v in options.items())
+    )
 
 
 def no_drop_bound(difference: dict, metric: str = "") -> str:

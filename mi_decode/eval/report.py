@@ -300,7 +300,7 @@ def paired_cell(d: dict) -> str:
 
     text = f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
     text += "*" if d.get("holm_survives") else ""
-    text += "~" if d.get("verdict") == SIGN_NOT_STABLE else ""
+    text += "~" if SIGN_NOT_STABLE in d.get("verdict", "") else ""
     if "t_low" in d:
         text += f" t[{d['t_low']:+.3f}, {d['t_high']:+.3f}]"
     return text

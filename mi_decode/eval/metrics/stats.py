@@ -192,7 +192,7 @@ def comparison_verdict(difference: Mapping[str, Any], survives: bool, comparison
     - it excludes 0 but the interval at the second seed or the t-interval does not exclude 0 on the same
       side: "sign not stable";
     - it does not survive the Holm correction over ``comparisons``: "not significant after Holm correction
-      over N comparisons";
+      over N comparisons" (after "sign not stable; " where both hold);
     - else "higher" or "lower" (the method than the baseline).
 
     Example:
@@ -205,6 +205,8 @@ def comparison_verdict(difference: Mapping[str, Any], survives: bool, comparison
     ('higher', 'not significant after Holm correction over 24 comparisons')
     >>> comparison_verdict({**d, "t_low": -0.001}, True, 24), comparison_verdict({**d, "low": 0.0}, True, 24)
     ('sign not stable', 'no measurable difference')
+    >>> comparison_verdict({**d, "second_low": -0.001}, False, 3)
+    'sign not stable; not significant after Holm correction over 3 comparisons'
 
     ```
     """
@@ -213,13 +215,16 @@ def comparison_verdict(difference: Mapping[str, Any], survives: bool, comparison
         return NO_DIFFERENCE
     sign = 1.0 if low > 0.0 else -1.0
     checks = [("second_low", "second_high"), ("t_low", "t_high")]
-    for low_key, high_key in checks:
-        if low_key in difference and not (
-            sign * difference[low_key] > 0.0 and sign * difference[high_key] > 0.0
-        ):
-            return SIGN_NOT_STABLE
-    if not survives:
-        return f"not significant after Holm correction over {comparisons} comparisons"
+    stable = all(
+        sign * difference[low_key] > 0.0 and sign * difference[high_key] > 0.0
+        for low_key, high_key in checks
+        if low_key in difference
+    )
+    reasons = ([] if stable else [SIGN_NOT_STABLE]) + (
+        [] if survives else [f"not significant after Holm correction over {comparisons} comparisons"]
+    )
+    if reasons:  # both where both hold: each is a reason not to claim the difference
+        return "; ".join(reasons)
     return "higher" if sign > 0 else "lower"
 
 

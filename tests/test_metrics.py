@@ -489,7 +489,7 @@ def test_comparison_verdict_words():
     assert comparison_verdict(stable, False, 9) == "not significant after Holm correction over 9 comparisons"
     assert comparison_verdict({**stable, "second_high": 0.0}, True, 9) == "sign not stable"
     assert comparison_verdict({**stable, "t_high": 0.01}, False, 9) == (
-        "sign not stable; not significant after Holm correction over 9 comparisons"
+        "sign not stable and not significant after Holm correction over 9 comparisons"
     )
     assert comparison_verdict({**stable, "high": 0.0}, True, 9) == "no measurable difference"
     words = {comparison_verdict({**stable, **change}, survives, 3) for change in ({}, {"high": 1}, {"t_high": 1})

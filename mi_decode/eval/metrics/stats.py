@@ -192,7 +192,7 @@ def comparison_verdict(difference: Mapping[str, Any], survives: bool, comparison
     - it excludes 0 but the interval at the second seed or the t-interval does not exclude 0 on the same
       side: "sign not stable";
     - it does not survive the Holm correction over ``comparisons``: "not significant after Holm correction
-      over N comparisons" (after "sign not stable; " where both hold);
+      over N comparisons" (after "sign not stable and " where both hold);
     - else "higher" or "lower" (the method than the baseline).
 
     Example:
@@ -206,7 +206,7 @@ def comparison_verdict(difference: Mapping[str, Any], survives: bool, comparison
     >>> comparison_verdict({**d, "t_low": -0.001}, True, 24), comparison_verdict({**d, "low": 0.0}, True, 24)
     ('sign not stable', 'no measurable difference')
     >>> comparison_verdict({**d, "second_low": -0.001}, False, 3)
-    'sign not stable; not significant after Holm correction over 3 comparisons'
+    'sign not stable and not significant after Holm correction over 3 comparisons'
 
     ```
     """
@@ -224,7 +224,7 @@ def comparison_verdict(difference: Mapping[str, Any], survives: bool, comparison
         [] if survives else [f"not significant after Holm correction over {comparisons} comparisons"]
     )
     if reasons:  # both where both hold: each is a reason not to claim the difference
-        return "; ".join(reasons)
+        return " and ".join(reasons)
     return "higher" if sign > 0 else "lower"
 
 

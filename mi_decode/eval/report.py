@@ -249,12 +249,9 @@ def task_sections(
     for suite_name, suite in results["suites"].items():
         for task_name, task in suite.items():
             methods = task["methods"]
-            found = {
-                method: {**own, **intervals.get((suite_name, task_name), {}).get(method, {})}
-                for method, own in _own_intervals(methods).items()
-            }
-            for method, by_key in intervals.get((suite_name, task_name), {}).items():
-                found.setdefault(method, dict(by_key))
+            # The summaries' own intervals, and those computed from the records (the same key: the records').
+            own, computed = _own_intervals(methods), intervals.get((suite_name, task_name), {})
+            found = {m: {**own.get(m, {}), **computed.get(m, {})} for m in dict.fromkeys([*own, *computed])}
             columns = []
             for summary in methods.values():
                 columns += [key for key in summary if key not in columns and key != INTERVALS_KEY]

@@ -199,17 +199,23 @@ def test_paired_differences_agree_with_the_summaries(tmp_path, suite_file, tiny,
 
 
 def test_a_second_baseline_gets_its_own_paired_table(tmp_path, tiny, data_dir):
-    """``baselines: [greedy, cad]`` adds each method minus cad, example by example, and it does not change
-    the suite's fingerprint (stored records stay valid)."""
+    """``baselines: [greedy, cad]`` adds each method minus cad, example by example, and neither it nor a
+    method's ``note`` changes the suite's fingerprint (stored records stay valid). results.json records the
+    methods' settings and notes, the data each task read, and Holm's correction over the task's distinct
+    comparisons (cad - greedy and greedy - cad once)."""
     from mi_decode.eval.report import summary_text
 
     model, tokenizer = tiny
     text = SUITE.replace("    diagnostics: true\n", "    diagnostics: true\n    baselines: [greedy, cad]\n")
     text = text.replace("methods: [greedy, cad]", "methods: [greedy, cad, m3id_plausible]")
+    plain_text = text.replace("    baselines: [greedy, cad]\n", "")
+    text = text.replace(
+        "cad: {rule: constant, weight: 1.0}", 'cad: {rule: constant, weight: 1.0, note: "CAD\'s weight"}'
+    )
     path = tmp_path / "mini.yaml"
     path.write_text(text)
     plain = tmp_path / "plain.yaml"
-    plain.write_text(text.replace("    baselines: [greedy, cad]\n", ""))
+    plain.write_text(plain_text)
     assert (
         load_suite(path, data_dir=data_dir).fingerprint()
         == load_suite(plain, data_dir=data_dir).fingerprint()
@@ -218,7 +224,24 @@ def test_a_second_baseline_gets_its_own_paired_table(tmp_path, tiny, data_dir):
         suites=[str(path)], output_dir=tmp_path / "out", data_dir=str(data_dir), limit=3, progress=False,
         methods=["greedy", "cad", "m3id_plausible"],
     )  # fmt: skip
-    task = run_evaluation(settings, model, tokenizer)["suites"]["mini"]["nqswap"]
+    results = run_evaluation(settings, model, tokenizer)
+    assert results["method_settings"]["mini"]["cad"] == {
+        "settings": {"rule": "constant", "weight": 1.0},
+        "note": "CAD's weight",
+    }
+    assert results["method_settings"]["mini"]["greedy"] == {"settings": {}, "note": None}
+    task = results["suites"]["mini"]["nqswap"]
+    assert task["data_source"].startswith("the data folder ") and task["data_source"].endswith(data_dir.name)
+    rates = list(task["paired"]["methods"]["cad"])
+    assert task["comparisons"]["count"] == 3 * len(rates)  # pairs {greedy, cad}, {greedy, m3id}, {cad, m3id}
+    assert task["comparisons"]["alpha"] == 0.05 and "t-test" in task["comparisons"]["p_value"]
+    for rate in rates:
+        there, back = (
+            task["paired"]["methods"]["cad"][rate],
+            task["paired_more"][0]["methods"]["greedy"][rate],
+        )
+        assert there["holm_survives"] == back["holm_survives"] and there["p_value"] == back["p_value"]
+        assert {"seed", "resamples", "second_low", "t_low", "verdict"} <= there.keys()
     (versus_cad,) = task["paired_more"]
     assert versus_cad["baseline"] == "cad" and list(versus_cad["methods"]) == ["greedy", "m3id_plausible"]
     summaries = task["methods"]
@@ -304,6 +327,10 @@ def test_cli_reports_a_missing_data_dir_in_one_line(tmp_path, capsys):
         ),
         (("    diagnostics: true\n", "    diagnostic: true\n"), "task 'nqswap': unknown key 'diagnostic'"),
         (
+            ("cad: {rule: constant, weight: 1.0}", "cad: {rule: constant, weight: 1.0, note: 3}"),
+            "method 'cad': 'note' must be a non-empty string, got 3",
+        ),
+        (
             ("    diagnostics: true\n", "    diagnostics: true\n    baselines: [greedy, cfg]\n"),
             r"task 'nqswap': 'baselines' must list methods of the task \(greedy, cad\)",
         ),
@@ -322,6 +349,23 @@ def test_shipped_suites_parse():
     for name in ("grounding", "summarization", "open_ended", "prompt_selection"):
         suite = load_suite(name)
         assert suite.tasks and all(task.methods for task in suite.tasks)
+
+
+# The shipped suites' fingerprints before methods got notes: the committed run folders hold these.
+SHIPPED_FINGERPRINTS = {"grounding": "970e3eb48e7668ca", "summarization": "a450475760b9729a"}
+
+
+def test_shipped_presets_say_where_they_come_from_and_keep_their_fingerprints():
+    for name, fingerprint in SHIPPED_FINGERPRINTS.items():
+        suite = load_suite(name)
+        assert suite.fingerprint() == fingerprint
+        assert "dev questions 200-299" in suite.methods["m3id_text"].note
+        assert "dev questions 200-299" in suite.methods["adaptive_text"].note
+        assert suite.methods["greedy"].note is None
+    committed = Path(__file__).resolve().parents[1] / "evals" / "reports"
+    for name, fingerprint in SHIPPED_FINGERPRINTS.items():
+        run = json.loads((committed / f"2026-11-30-smollm2-cpu-{name}" / name / "run.json").read_text())
+        assert run["suite"] == fingerprint  # those folders resume
 
 
 def test_choice_scores_match_separate_forwards(tiny):
@@ -603,3 +647,24 @@ def test_generate_batches_group_prompts_by_tokens_not_characters(tiny):
     batches = length_batches(EvalContext(model=None, tokenizer=tokenizer), task, examples, 2)
     expected = sorted(texts, key=tokens.__getitem__)
     assert [e["id"] for batch in batches for e in batch] == expected and [len(b) for b in batches] == [2, 2]
+
+
+def test_the_data_source_read_is_recorded(data_dir, monkeypatch, tmp_path):
+    """What the loaders read, as the report names it: the data folder (relative to the current folder),
+    the bundled quick subsets when there is no folder, or a mapped file."""
+    import mi_decode.eval.data.spec as spec
+    from mi_decode.eval.data import load_data
+    from mi_decode.eval.data.common import BUNDLED_SOURCE, recording_sources
+
+    monkeypatch.chdir(data_dir.parent)
+    with recording_sources() as sources:
+        load_data("nqswap", data_dir=str(data_dir), limit=2, options={"split": "test"})
+    assert sources == [f"the data folder {data_dir.name}"]
+    monkeypatch.setattr(spec, "resolve_data_dir", lambda folder: None)  # no folder anywhere
+    with recording_sources() as sources:
+        load_data("nqswap", limit=2, options={"split": "test"})
+    assert sources == [BUNDLED_SOURCE]
+    (tmp_path / "rows.jsonl").write_text('{"text": "a"}\n{"text": "b"}\n')
+    with recording_sources() as sources:
+        load_data({"path": "rows.jsonl"}, base_dir=tmp_path)
+    assert sources == [f"the file {tmp_path / 'rows.jsonl'}"]

@@ -5,6 +5,7 @@ are tested in test_metric_registered.py and test_metric_modules.py."""
 from __future__ import annotations
 
 import importlib.util
+import math
 
 import numpy as np
 import pytest
@@ -18,7 +19,15 @@ from mi_decode.eval.metrics.mauve import (
     mauve_score,
     mauve_score_texts,
 )
-from mi_decode.eval.metrics.stats import macro_f1, paired_difference, pope_scores, selected_oracle_f1
+from mi_decode.eval.metrics.stats import (
+    comparison_verdict,
+    holm,
+    macro_f1,
+    paired_difference,
+    paired_t,
+    pope_scores,
+    selected_oracle_f1,
+)
 from mi_decode.eval.metrics.text import (
     answer_contains,
     distinct_n,
@@ -368,6 +377,124 @@ def test_paired_difference_properties(pairs):
     assert swapped["difference"] == pytest.approx(-result["difference"], abs=1e-12)
     same = paired_difference(method, method)
     assert (same["difference"], same["low"], same["high"]) == (0.0, 0.0, 0.0)
+
+
+def test_paired_difference_keeps_the_seeded_interval_and_adds_its_checks():
+    """The interval at the run's seed is the one committed reports hold (scipy's percentile bootstrap, 10,000
+    resamples, rng seeded with the seed), byte for byte; the second interval is the same at seed + 1."""
+    from scipy.stats import bootstrap
+
+    rng = np.random.default_rng(3)
+    baseline = rng.random(80)
+    method = baseline + rng.normal(0.03, 0.1, 80)
+    differences = method - baseline
+    for seed in (0, 5):
+        got = paired_difference(method.tolist(), baseline.tolist(), seed=seed)
+        for at, low, high in ((seed, "low", "high"), (seed + 1, "second_low", "second_high")):
+            interval = bootstrap(
+                (differences,), np.mean, confidence_level=0.95, n_resamples=10_000, method="percentile",
+                rng=np.random.default_rng(at),
+            ).confidence_interval  # fmt: skip
+            assert (got[low], got[high]) == (float(interval.low), float(interval.high))
+        assert (got["seed"], got["second_seed"], got["resamples"]) == (seed, seed + 1, 10_000)
+        t_low, t_high, p_value = paired_t(differences)
+        assert (got["t_low"], got["t_high"], got["p_value"]) == (t_low, t_high, p_value)
+    short = paired_difference(method.tolist(), baseline.tolist(), seed=5, stability=False)
+    assert "p_value" not in short and (short["low"], short["high"]) == (got["low"], got["high"])
+
+
+def _naive_t(differences, confidence=0.95):
+    """The paired t-interval and two-sided p-value written out in float64: mean, sample sd, t quantile."""
+    from scipy.stats import t
+
+    values = np.asarray(differences, dtype=np.float64)
+    n = len(values)
+    mean = values.sum() / n
+    sd = math.sqrt(((values - mean) ** 2).sum() / (n - 1))
+    error = sd / math.sqrt(n)
+    statistic = mean / error
+    half = t.ppf(1 - (1 - confidence) / 2, n - 1) * error
+    return mean - half, mean + half, 2 * t.cdf(-abs(statistic), n - 1)
+
+
+@FAST
+@given(st.lists(st.floats(-1, 1), min_size=3, max_size=40).filter(lambda xs: np.std(xs) > 1e-6))
+def test_paired_t_matches_a_naive_float64_t(differences):
+    from scipy.stats import ttest_1samp
+
+    low, high, p_value = paired_t(differences)
+    naive_low, naive_high, naive_p = _naive_t(differences)
+    assert low == pytest.approx(naive_low, rel=1e-9, abs=1e-12)
+    assert high == pytest.approx(naive_high, rel=1e-9, abs=1e-12)
+    assert p_value == pytest.approx(naive_p, rel=1e-7, abs=1e-12)
+    assert p_value == pytest.approx(ttest_1samp(differences, 0.0).pvalue, rel=1e-7, abs=1e-12)
+
+
+def test_paired_t_of_constant_differences():
+    assert paired_t([0.0, 0.0, 0.0]) == (0.0, 0.0, 1.0)
+    assert paired_t([0.25, 0.25]) == (0.25, 0.25, 0.0)
+    same = paired_difference([1, 0, 1], [1, 0, 1])
+    assert (same["p_value"], same["t_low"], same["second_high"], same["resamples"]) == (1.0, 0.0, 0.0, 0)
+
+
+def _naive_holm(p_values, alpha=0.05):
+    """Holm's procedure as the textbook states it, in float64: step down the sorted p-values, rejecting
+    while p_(i) <= alpha / (m - i + 1); adjusted p_(i) = max_{j <= i} min(1, (m - j + 1) p_(j))."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: (p_values[i], i))
+    rejected, adjusted = [False] * m, [0.0] * m
+    for rank, i in enumerate(order):
+        adjusted[i] = max(min(1.0, (m - j) * p_values[order[j]]) for j in range(rank + 1))
+        rejected[i] = all(p_values[order[j]] <= alpha / (m - j) for j in range(rank + 1))
+    return rejected, adjusted
+
+
+def test_holm_by_hand():
+    # m = 5; sorted 0.001 <= 0.01, 0.012 <= 0.0125, 0.02 > 0.0167 stops: 0.02 and 0.04 stand.
+    rejected, adjusted = holm([0.04, 0.001, 0.012, 0.02, 0.5])
+    assert rejected == [False, True, True, False, False]
+    assert adjusted == pytest.approx([0.08, 0.005, 0.048, 0.06, 0.5])
+    # Step-down: a p-value below alpha stands when a smaller one already failed.
+    assert holm([0.03, 0.03])[0] == [False, False] and holm([0.02, 0.025])[0] == [True, True]
+    assert holm([]) == ([], [])
+    assert holm([float("nan"), 0.001]) == ([False, True], [1.0, 0.002])
+    with pytest.raises(ValueError, match="p-values"):
+        holm([1.5])
+    with pytest.raises(ValueError, match="alpha"):
+        holm([0.1], alpha=5)
+
+
+@FAST
+@given(st.lists(st.floats(0, 0.2), min_size=1, max_size=30), st.sampled_from([0.05, 0.01, 0.1]))
+def test_holm_matches_a_naive_implementation(p_values, alpha):
+    rejected, adjusted = holm(p_values, alpha)
+    naive_rejected, naive_adjusted = _naive_holm(p_values, alpha)
+    assert rejected == naive_rejected
+    assert adjusted == pytest.approx(naive_adjusted, rel=1e-12, abs=1e-15)
+    # Rejected exactly where the adjusted p-value is at most alpha (up to the float rounding of (m-i+1) p).
+    for flag, p in zip(rejected, adjusted, strict=True):
+        assert flag == (p <= alpha) or abs(p - alpha) < 1e-12
+
+
+def test_comparison_verdict_words():
+    stable = {
+        "low": -0.2,
+        "high": -0.1,
+        "second_low": -0.21,
+        "second_high": -0.09,
+        "t_low": -0.2,
+        "t_high": -0.1,
+    }
+    assert comparison_verdict(stable, True, 9) == "lower"
+    assert comparison_verdict(stable, False, 9) == "not significant after Holm correction over 9 comparisons"
+    assert comparison_verdict({**stable, "second_high": 0.0}, True, 9) == "sign not stable"
+    assert comparison_verdict({**stable, "t_high": 0.01}, False, 9) == (
+        "sign not stable and not significant after Holm correction over 9 comparisons"
+    )
+    assert comparison_verdict({**stable, "high": 0.0}, True, 9) == "no measurable difference"
+    words = {comparison_verdict({**stable, **change}, survives, 3) for change in ({}, {"high": 1}, {"t_high": 1})
+             for survives in (True, False)}  # fmt: skip
+    assert not [word for word in words if any(bad in word for bad in ("help", "hurt", "improve"))]
 
 
 def test_paired_difference_validates_inputs():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import matplotlib
 import pytest
@@ -30,6 +31,7 @@ NQSWAP_ROWS = {  # per method: (substituted, original) of each of 3 examples
     "m3id": [(1, 0), (1, 0), (0, 0)],
     "m3id_plausible": [(1, 0), (1, 0), (0, 1)],
 }
+REPORTS = Path(__file__).resolve().parents[1] / "evals" / "reports"
 CURVE = [0.5, 2.0, 1.0, 1.5, 1.25, 1.0, 1.5, 1.75]
 
 
@@ -317,3 +319,213 @@ def test_write_report_links_every_plot_it_writes(with_records):
     for name in ("mini_nqswap", "mini_nqswap_pointwise_mi", "mini_cnndm", "prompt_selection_sst2"):
         assert (with_records / f"{name}.png").is_file()
         assert f"![{name}]({name}.png)" in text
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Issue 22: Holm marks, verdicts, methods, data sources and the summaries' own intervals
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _synthetic_task(seed: int = 0) -> tuple[dict, dict[str, list[dict]]]:
+    """A task with greedy and CAD as baselines and three more methods: one far above greedy, one equal to
+    it, one a little above; per-example 0/1 scores of 60 examples on two metrics."""
+    import numpy as np
+
+    from mi_decode.eval.kinds.base import correct_comparisons, paired_differences
+
+    rng = np.random.default_rng(11)
+    greedy = rng.random((60, 2)) < 0.3
+    scores = {
+        "greedy": greedy,
+        "cad": greedy | (rng.random((60, 2)) < 0.5),  # far above greedy
+        "same": greedy.copy(),
+        "slight": greedy | (rng.random((60, 2)) < 0.06),
+    }
+    records = {
+        method: [{"id": f"e{i}", "a": float(row[0]), "b": float(row[1])} for i, row in enumerate(values)]
+        for method, values in scores.items()
+    }
+    keys = {"rate_a": "a", "rate_b": "b"}
+    paired = paired_differences(keys, records, seed)
+    more = paired_differences(keys, {"cad": records["cad"], **records}, seed)
+    task = {
+        "examples": 60,
+        "methods": {
+            m: {"rate_a": v[:, 0].mean(), "rate_b": v[:, 1].mean(), "n": 60} for m, v in scores.items()
+        },
+        "paired": paired,
+        "paired_more": [more],
+    }
+    task["comparisons"] = correct_comparisons([paired, more])
+    return task, records
+
+
+def test_holm_marks_and_verdicts_of_a_synthetic_results_dict(tmp_path):
+    """Every distinct (pair, metric) is one comparison; its mark and verdict line follow from its own
+    p-value (scipy's paired t-test, an independent route) and a textbook Holm over the task's family."""
+    from scipy.stats import ttest_rel
+
+    from mi_decode.eval.report import paired_cell, verdict_lines
+
+    task, records = _synthetic_task()
+    family = {}
+    for table in [task["paired"], *task["paired_more"]]:
+        for method, differences in table["methods"].items():
+            for metric in differences:
+                pair = tuple(sorted((method, table["baseline"])))
+                field = {"rate_a": "a", "rate_b": "b"}[metric]
+                values = [[record[field] for record in records[name]] for name in pair]
+                p_value = ttest_rel(*values).pvalue
+                family[pair, metric] = 1.0 if math.isnan(p_value) else p_value  # equal methods: p = 1
+    # 3 x 2 against greedy, 2 x 2 more against cad (cad - greedy counted once): 10 comparisons.
+    assert task["comparisons"]["count"] == len(family) == 10
+    ordered = sorted(family.values())
+    survivors = set()
+    for rank, p_value in enumerate(ordered):  # textbook Holm step-down at 0.05
+        if p_value > 0.05 / (len(ordered) - rank):
+            break
+        survivors |= {key for key, value in family.items() if value == p_value}
+    assert task["comparisons"]["survive"] == len(survivors) > 0
+    for table in [task["paired"], *task["paired_more"]]:
+        for method, differences in table["methods"].items():
+            for metric, d in differences.items():
+                key = (tuple(sorted((method, table["baseline"]))), metric)
+                assert d["p_value"] == pytest.approx(family[key], rel=1e-9, abs=1e-15)
+                assert d["holm_survives"] == (key in survivors)
+                assert paired_cell(d).split(" t[")[0].endswith("*") == (key in survivors)
+                if d["low"] <= 0 <= d["high"]:
+                    assert d["verdict"] == "no measurable difference"
+    same = task["paired"]["methods"]["same"]["rate_a"]
+    assert (same["difference"], same["verdict"], same["holm_survives"]) == (
+        0.0,
+        "no measurable difference",
+        False,
+    )
+    results = {**make_results(), "suites": {"mini": {"synthetic": task}}}
+    lines = verdict_lines(results)
+    claims = [line for line in lines if "survives Holm over 10 comparisons" in line]
+    assert len(claims) == len(survivors)
+    assert "- mini / synthetic: cad's rate_a is higher than greedy's: " in "\n".join(claims)
+    # The reversed table repeats cad - greedy; the verdicts name it once.
+    assert not [line for line in claims if "greedy's rate_a is lower than cad's" in line]
+    (rest,) = [line for line in lines if "the other" in line]
+    assert f"the other {10 - len(survivors)} of 10 comparisons" in rest
+    assert "no measurable difference" in rest
+    text = write_report(results, tmp_path, "mi-decode eval").read_text()
+    assert text.index("## Verdicts") > text.index("difference from cad")
+    assert "This task makes 10 distinct comparisons" in text
+    assert f"`*` marks the {len(survivors)} that survive Holm's correction at 0.05" in text
+    assert "95% bootstrap interval at seed 0" in text
+    assert not [word for word in ("helps", "hurts", "improves") if word in text]
+
+
+def test_an_unstable_sign_is_marked_and_not_a_verdict():
+    from mi_decode.eval.report import paired_cell, verdict_lines
+
+    # The committed CAD - greedy ROUGE-2: the seed-0 interval just excludes 0, seed 1 and the t-interval don't.
+    d = {
+        "difference": 0.0218, "low": 0.0004, "high": 0.0443, "n": 100, "seed": 0, "second_seed": 1,
+        "second_low": -0.0006, "second_high": 0.0442, "t_low": -0.0008, "t_high": 0.0444, "p_value": 0.059,
+        "holm_survives": False, "verdict": "sign not stable",
+    }  # fmt: skip
+    assert paired_cell(d) == "+0.022 [+0.000, +0.044]~ t[-0.001, +0.044]"
+    task = {
+        "methods": {},
+        "paired": {"baseline": "greedy", "methods": {"cad": {"rouge2": d}}},
+        "comparisons": {"count": 1, "survive": 0},
+    }
+    assert verdict_lines({"suites": {"s": {"t": task}}}) == [
+        "- s / t: the other 1 of 1 comparisons: 1 sign not stable"
+    ]
+
+
+def test_absence_of_harm_is_a_bound():
+    from mi_decode.eval.report import no_drop_bound
+
+    d = {"difference": 0.020, "low": -0.050, "high": 0.090}
+    assert no_drop_bound(d) == "no drop larger than 0.050 at 95%"
+    assert "does not lower" not in no_drop_bound(d, "original_answer_rate")
+
+
+def test_report_defines_methods_and_names_the_data_each_task_read(tmp_path):
+    results = make_results()
+    results["method_settings"] = {
+        "mini": {
+            "greedy": {"settings": {}, "note": None},
+            "m3id_text": {
+                "settings": {"rule": "m3id", "lam": 0.3, "alpha": 0.3},
+                "note": "text preset: tuned on NQ-Swap dev questions 200-299 (evals/tuning/nqswap_dev)",
+            },
+            "nucleus": {"settings": {"sample": True, "top_p": 0.9}, "note": None},
+        }
+    }
+    for task in results["suites"]["mini"].values():
+        task["data_source"] = "the data folder evals/data"
+    results["suites"]["prompt_selection"]["sst2"]["data_source"] = BUNDLED = (
+        "the quick subsets bundled in the mi_decode package"
+    )
+    text = write_report(results, tmp_path, "mi-decode eval").read_text()
+    methods = text.split("## Methods")[1].split("## What the columns mean")[0]
+    assert "Suite" not in methods  # one suite: its methods are the list
+    assert "\n- `greedy`: greedy decoding, no MI rule\n" in methods
+    assert (
+        "\n- `m3id_text`: greedy decoding with the MI rule `m3id`, lam 0.3, alpha 0.3. Origin: text preset: "
+        "tuned on NQ-Swap dev questions 200-299" in methods
+    )
+    assert "\n- `nucleus`: sampling, top_p 0.9, no MI rule\n" in methods
+    assert "  - `mini/cnndm`: the data folder evals/data" in text
+    assert f"  - `prompt_selection/sst2`: {BUNDLED}" in text
+    assert "else the Hugging Face Hub" not in text  # the generic line is for results that do not say
+    for task in results["suites"]["mini"].values():
+        task["data_source"] = BUNDLED
+    results["method_settings"]["other"] = {"greedy": {"settings": {}, "note": None}}
+    text = write_report(results, tmp_path, "mi-decode eval").read_text()
+    assert f"- Data read: {BUNDLED}" in text
+    assert "- Suite `mini`:\n  - `greedy`: greedy decoding, no MI rule" in text
+    assert "- Suite `other`:\n  - `greedy`" in text
+
+
+def test_a_summarys_own_intervals_show_beside_their_values(tmp_path):
+    """The reserved ``intervals`` key (MAUVE's, prompt selection's) is no column: each interval sits beside
+    its value and the legend names how it was made."""
+    results = make_results()
+    wikitext = results["suites"]["mini"]["wikitext"]["methods"]
+    for method, (value, low, high) in {"greedy": (0.8, 0.7, 0.9), "nucleus": (0.6, 0.5, 0.75)}.items():
+        wikitext[method]["mauve"] = value
+        wikitext[method]["intervals"] = {
+            "mauve": {
+                "low": low,
+                "high": high,
+                "n": 64,
+                "seed": 0,
+                "method": "percentile bootstrap over texts",
+            }
+        }
+    text = write_report(results, tmp_path, "mi-decode eval").read_text()
+    table = text.split("## mini / wikitext")[1].split("\n\n")[1]
+    assert "intervals" not in table.splitlines()[0]
+    assert "| greedy |" in table and "0.800 [0.700, 0.900]" in table and "0.600 [0.500, 0.750]" in table
+    assert (
+        "- `mauve` `0.800 [0.700, 0.900]`: the value and its 95% interval by percentile bootstrap over texts "
+        "(seed 0; n = 64)" in text
+    )
+    assert "`intervals`" not in text
+    assert "0.800 [0.700, 0.900]" in summary_text(results)
+
+
+@pytest.mark.parametrize("report", sorted(p.parent.name for p in REPORTS.glob("*/results.json")))
+def test_committed_results_still_render(report, tmp_path):
+    """results.json files written before issue 22 render: same paired cells, no marks, and a Verdicts line
+    that says they predate the correction."""
+    results = json.loads((REPORTS / report / "results.json").read_text())
+    text = write_report(results, tmp_path, "mi-decode eval").read_text()
+    committed = (REPORTS / report / "report.md").read_text()
+    for line in committed.splitlines():
+        if (
+            line.startswith("| ")
+            and "[" in line
+            and ("+" in line.split("|")[2] or "-0" in line.split("|")[2])
+        ):
+            assert line in text  # a paired row: unchanged
+    if any(task.get("paired") for suite in results["suites"].values() for task in suite.values()):
+        assert "predates the Holm correction" in text

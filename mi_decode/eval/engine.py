@@ -120,13 +120,18 @@ def run_evaluation(settings: EvalSettings, model=None, tokenizer=None) -> dict[s
     # A given model must fit the backend (a vllm.LLM goes with 'vllm', a transformers model with 'hf').
     backend = None if model is None else make_backend(settings.backend, model=model, tokenizer=tokenizer)
     _check_backend(settings, backend_class, state, suites)  # before the data and any model
+    from .data.common import recording_sources
+
     examples_by_task = {}
+    data_sources = {}  # what each task's data was read from, for the report
     for suite in suites:  # all data before anything is written, so a refused run leaves no files
         for task in _selected_tasks(settings, suite):
             kind = _kind(task)
-            examples = kind.load(
-                task, data_dir=settings.data_dir, limit=_task_limit(settings, task), quick=settings.quick
-            )
+            with recording_sources() as sources:
+                examples = kind.load(
+                    task, data_dir=settings.data_dir, limit=_task_limit(settings, task), quick=settings.quick
+                )
+            data_sources[suite.name, task.name] = "; ".join(sources) or None
             kind.check_units(task, examples, [suite.methods[name] for name in _methods_of(settings, task)])
             examples_by_task[suite.name, task.name] = examples
     if state.is_main_process:
@@ -151,7 +156,7 @@ def run_evaluation(settings: EvalSettings, model=None, tokenizer=None) -> dict[s
     state.wait_for_everyone()
     if not state.is_main_process:
         return {}
-    return collect_results(ctx, settings, suites, examples_by_task)
+    return collect_results(ctx, settings, suites, examples_by_task, data_sources)
 
 
 def _kind(task):
@@ -249,8 +254,17 @@ def _run_methods(ctx, settings, state, suite, task, methods: list, examples, pla
     bar.close()
 
 
-def collect_results(ctx: EvalContext, settings: EvalSettings, suites: list[Suite], examples_by_task) -> dict:
-    """Summaries of every (suite, task, method) from the stored records of the selected examples."""
+def collect_results(
+    ctx: EvalContext,
+    settings: EvalSettings,
+    suites: list[Suite],
+    examples_by_task,
+    data_sources: dict[tuple[str, str], str | None] | None = None,
+) -> dict:
+    """Summaries of every (suite, task, method) from the stored records of the selected examples, with what
+    the report needs to stand alone: each task's ``data_source`` (what its data was read from, where
+    ``data_sources`` has it) and, per suite, the ``method_settings`` of the methods run (their options and
+    the suite's ``note`` on where they come from)."""
     results: dict[str, Any] = {
         "settings": {
             **{
@@ -261,10 +275,18 @@ def collect_results(ctx: EvalContext, settings: EvalSettings, suites: list[Suite
         },
         "machine": machine_description(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "method_settings": {},
         "suites": {},
     }
     for suite in suites:
         suite_results = results["suites"][suite.name] = {}
+        run = dict.fromkeys(
+            m for task in _selected_tasks(settings, suite) for m in _methods_of(settings, task)
+        )
+        results["method_settings"][suite.name] = {
+            name: {"settings": suite.methods[name].settings(), "note": suite.methods[name].note}
+            for name in run
+        }
         for task in _selected_tasks(settings, suite):
             examples = examples_by_task[suite.name, task.name]
             records_by_method = {}
@@ -274,6 +296,9 @@ def collect_results(ctx: EvalContext, settings: EvalSettings, suites: list[Suite
             suite_results[task.name] = _kind(task).summarize_task(
                 ctx, task, records_by_method, examples, settings.seed
             )
+            source = (data_sources or {}).get((suite.name, task.name))
+            if source:
+                suite_results[task.name]["data_source"] = source
     return results
 
 

@@ -1,10 +1,17 @@
 """Human-readable output of an evaluation: the summary table, ``report.md`` and matplotlib plots.
 
-``report.md`` explains itself: it names the data directory, defines every column in one line (a metric's
-line comes from the ``definitions`` of its registered class, so a new metric brings its own), says why a
-value is blank, and flags intervals over fewer than :data:`FEW_EXAMPLES` examples. The bar charts show each
+``report.md`` stands alone: it names the data each task read, defines every method from its settings (and
+the suite's note on where they come from), defines every column in one line (a metric's line comes from the
+``definitions`` of its registered class, so a new metric brings its own), says why a value is blank, flags
+intervals over fewer than :data:`FEW_EXAMPLES` examples, marks the paired differences that survive Holm's
+correction over the task's comparisons and ends with the verdicts that do. The bar charts show each
 method's n and 95% intervals: per method where the records are at hand, and against each baseline from the
 paired comparisons in ``results.json``.
+
+A method's summary may hold its metrics' own intervals under the reserved key ``"intervals"``:
+``{summary key: {"low", "high", "n", "seed", "method"}}`` (``method`` says how the interval was made, e.g.
+a bootstrap over texts). The report shows each beside its value, not as a column, and its legend names each
+interval method.
 
 Example:
 
@@ -49,10 +56,21 @@ _KIND_DEFINITIONS = {
     "for two classes) the ratios say little",
 }
 
+# The reserved key of a method's summary that holds its metrics' own intervals (see the module docstring).
+INTERVALS_KEY = "intervals"
+
 _READING_NOTES = {
     "interval": "`0.170 [0.120, 0.225]`: the value and its 95% percentile bootstrap interval over examples "
-    "(10,000 resamples of the stored records; zero width when every example has the same value, e.g. 0 "
-    "correct of 200, where the bootstrap cannot say more)",
+    "(10,000 resamples of the stored records, seeded with the run's seed; zero width when every example "
+    "has the same value, e.g. 0 correct of 200, where the bootstrap cannot say more)",
+    "checked": "`difference from <baseline>` tables: each method's value minus the baseline's on the same "
+    "examples, `+0.022 [+0.000, +0.044]` with a 95% percentile bootstrap interval over examples (10,000 "
+    "resamples at the seed in the title); `t[-0.001, +0.044]` beside it is the 95% paired t-interval, a check "
+    "of the interval's sign. `*`: the difference survives Holm's step-down correction at 0.05 over all the "
+    "distinct comparisons of its task (each pair of methods and metric once, over every difference table; "
+    "p-values of the two-sided paired t-test). `~`: sign not stable: the interval excludes 0, but the same "
+    "bootstrap at the next seed or the t-interval does not. An interval that touches or contains 0 is no "
+    "measurable difference on this sample, not evidence of none",
     "paired": "`difference from <baseline>` tables: each method's value minus the baseline's on the same "
     "examples, with a 95% percentile bootstrap interval over examples; an interval that contains 0 shows no "
     "difference on this sample, and pairing makes it narrower than two separate intervals",
@@ -140,13 +158,22 @@ def method_intervals(results: dict, output_dir: Path) -> dict[tuple[str, str], d
                     values = [float(record[field]) for record in records]
                     if abs(sum(values) / len(values) - value) > 1e-9:
                         continue
-                    mean = paired_difference(values, [0.0] * len(values), seed=seed)
+                    mean = paired_difference(values, [0.0] * len(values), seed=seed, stability=False)
                     intervals.setdefault((suite_name, task_name), {}).setdefault(method, {})[key] = {
                         "low": mean["low"],
                         "high": mean["high"],
                         "n": mean["n"],
                     }
     return intervals
+
+
+def _own_intervals(methods: dict) -> dict[str, dict[str, dict]]:
+    """``{method: {summary key: interval}}`` of the intervals the summaries carry (``"intervals"``)."""
+    return {
+        method: dict(summary[INTERVALS_KEY])
+        for method, summary in methods.items()
+        if isinstance(summary.get(INTERVALS_KEY), dict)
+    }
 
 
 def _format(value: Any, interval: dict | None = None) -> str:
@@ -222,10 +249,12 @@ def task_sections(
     for suite_name, suite in results["suites"].items():
         for task_name, task in suite.items():
             methods = task["methods"]
-            found = intervals.get((suite_name, task_name), {})
+            # The summaries' own intervals, and those computed from the records (the same key: the records').
+            own, computed = _own_intervals(methods), intervals.get((suite_name, task_name), {})
+            found = {m: {**own.get(m, {}), **computed.get(m, {})} for m in dict.fromkeys([*own, *computed])}
             columns = []
             for summary in methods.values():
-                columns += [key for key in summary if key not in columns]
+                columns += [key for key in summary if key not in columns and key != INTERVALS_KEY]
             header = ["method", *columns]
             rows = [
                 [
@@ -237,7 +266,7 @@ def task_sections(
             title = f"{suite_name} / {task_name} ({_task_size(task)})"
             sections.append((title, header, rows, _task_notes(task, found)))
             for paired in ([task["paired"]] if task.get("paired") else []) + task.get("paired_more", []):
-                sections.append(_paired_table(f"{suite_name} / {task_name}", paired))
+                sections.append(_paired_table(f"{suite_name} / {task_name}", paired, task.get("comparisons")))
     return sections
 
 
@@ -245,31 +274,68 @@ def _paired_counts(paired: dict) -> list[int]:
     return [d["n"] for differences in paired["methods"].values() for d in differences.values()]
 
 
-def _paired_table(title: str, paired: dict) -> tuple[str, list[str], list[list[str]], list[str]]:
-    """Each method minus the baseline, example by example: mean difference [95% bootstrap interval]."""
+def paired_cell(d: dict) -> str:
+    """A paired difference as the tables show it: the mean difference and its percentile interval, then,
+    where results.json has them, ``*`` if it survives Holm's correction, ``~`` if its sign is not stable,
+    and the paired t-interval.
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.report import paired_cell
+    >>> d = {"difference": 0.135, "low": 0.065, "high": 0.205, "t_low": 0.06, "t_high": 0.21,
+    ...      "holm_survives": True, "verdict": "higher"}
+    >>> paired_cell(d)
+    '+0.135 [+0.065, +0.205]* t[+0.060, +0.210]'
+    >>> paired_cell({"difference": 0.022, "low": 0.0004, "high": 0.044, "t_low": -0.0006, "t_high": 0.044,
+    ...              "holm_survives": False, "verdict": "sign not stable"})
+    '+0.022 [+0.000, +0.044]~ t[-0.001, +0.044]'
+
+    ```
+    """
+    from .metrics.stats import SIGN_NOT_STABLE
+
+    text = f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+    text += "*" if d.get("holm_survives") else ""
+    text += "~" if SIGN_NOT_STABLE in d.get("verdict", "") else ""
+    if "t_low" in d:
+        text += f" t[{d['t_low']:+.3f}, {d['t_high']:+.3f}]"
+    return text
+
+
+def _paired_table(
+    title: str, paired: dict, comparisons: dict | None = None
+) -> tuple[str, list[str], list[list[str]], list[str]]:
+    """Each method minus the baseline, example by example: mean difference [95% bootstrap interval], with
+    the Holm and sign marks and the t-interval where ``results.json`` has them."""
     methods = paired["methods"]
     metrics = list(next(iter(methods.values())))
     rows = [
-        [
-            method,
-            *(f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]" for d in differences.values()),
-        ]
-        for method, differences in methods.items()
+        [method, *(paired_cell(d) for d in differences.values())] for method, differences in methods.items()
     ]
     counts = _paired_counts(paired)
     few = min(counts) < FEW_EXAMPLES
+    seeds = sorted(
+        {d["seed"] for differences in methods.values() for d in differences.values() if "seed" in d}
+    )
+    at_seed = f" at seed {', '.join(map(str, seeds))}" if seeds else ""
     title = (
         f"{title}: difference from {paired['baseline']} (paired over {max(counts)} examples, 95% bootstrap "
-        f"interval{f'; under {FEW_EXAMPLES} examples, so a rough one' if few else ''})"
+        f"interval{at_seed}{f'; under {FEW_EXAMPLES} examples, so a rough one' if few else ''})"
     )
-    notes = (
-        [
+    notes = []
+    if comparisons:
+        count, survive = comparisons["count"], comparisons["survive"]
+        notes.append(
+            f"This task makes {count} distinct comparison{'s' if count != 1 else ''} (each pair of methods and "
+            f"metric once, over all its difference tables); `*` marks the {survive} that survive Holm's "
+            f"correction at {comparisons['alpha']} over them (p-values: {comparisons['p_value']})."
+        )
+    if few:
+        notes.append(
             f"Paired over fewer than {FEW_EXAMPLES} examples (n = {min(counts)}): one changed answer moves "
             "these intervals a lot; read them as rough."
-        ]
-        if few
-        else []
-    )
+        )
     return title, ["method", *metrics], rows, notes
 
 
@@ -293,6 +359,21 @@ def summary_text(results: dict) -> str:
     return "\n\n".join(blocks)
 
 
+def data_lines(results: dict) -> list[str]:
+    """What the data was read from: per task as the loaders recorded it (``data_source``), one line where
+    every task read the same; else (results of older runs) what the settings say."""
+    sources = {
+        f"{suite_name}/{task_name}": task.get("data_source")
+        for suite_name, suite in results["suites"].items()
+        for task_name, task in suite.items()
+    }
+    if not sources or not all(sources.values()):
+        return [_data_dir_line(results["settings"])]
+    if len(set(sources.values())) == 1:
+        return [f"- Data read: {next(iter(sources.values()))}"]
+    return ["- Data read:", *(f"  - `{task}`: {source}" for task, source in sources.items())]
+
+
 def _data_dir_line(settings: dict) -> str:
     data_dir = settings.get("data_dir")
     if data_dir == "hub":
@@ -308,16 +389,17 @@ def _data_dir_line(settings: dict) -> str:
 def definition_lines(results: dict, intervals: dict | None = None) -> list[str]:
     """One Markdown line per column and row name in the report's tables, then how to read their cells."""
     keys: list[str] = []
-    blank = paired = False
+    blank = paired = checked = False
     for suite in results["suites"].values():
         for task in suite.values():
             methods = task["methods"]
             keys += ["selected / oracle"] if "inputs" in task else []
             for summary in methods.values():
-                keys += list(summary)
+                keys += [key for key in summary if key != INTERVALS_KEY]
                 blank = blank or any(value is None for value in summary.values())
             keys += [name for name in methods if "inputs" in task and define(name)]  # mean template, ...
             paired = paired or bool(task.get("paired"))
+            checked = checked or bool(task.get("comparisons"))
     lines = []
     for key in dict.fromkeys(keys):
         text = define(key)
@@ -326,8 +408,197 @@ def definition_lines(results: dict, intervals: dict | None = None) -> list[str]:
             if text
             else f"- `{key}`: no definition (its metric class defines no `{key}`)"
         )
-    notes = [("interval", bool(intervals)), ("paired", paired), ("blank", blank)]
+    notes = [("interval", bool(intervals)), ("checked", checked), ("paired", paired and not checked)]
     lines += [f"- {_READING_NOTES[name]}" for name, wanted in notes if wanted]
+    lines += own_interval_lines(results)
+    lines += [f"- {_READING_NOTES['blank']}"] if blank else []
+    return lines
+
+
+def own_interval_lines(results: dict) -> list[str]:
+    """One legend line per summary key and interval method of the intervals the summaries carry
+    (``"intervals"``), with their seeds and example counts.
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.report import own_interval_lines
+    >>> interval = {"low": 0.7, "high": 0.9, "n": 64, "seed": 0, "method": "bootstrap over texts"}
+    >>> results = {"suites": {"s": {"t": {"methods": {"a": {"mauve": 0.8, "intervals": {"mauve": interval}}}}}}}
+    >>> own_interval_lines(results)
+    ['- `mauve` `0.800 [0.700, 0.900]`: the value and its 95% interval by bootstrap over texts (seed 0; n = 64)']
+
+    ```
+    """
+    found: dict[tuple[str, str], dict[str, Any]] = {}  # (key, interval method) -> seeds, counts, a cell
+    for suite in results["suites"].values():
+        for task in suite.values():
+            methods = task["methods"]
+            for method, own in _own_intervals(methods).items():
+                for key, interval in own.items():
+                    entry = found.setdefault(
+                        (key, str(interval.get("method", "an unnamed method"))), {"seed": set(), "n": set()}
+                    )
+                    entry["seed"].add(interval.get("seed"))
+                    entry["n"].add(interval.get("n"))
+                    value = methods[method].get(key)
+                    if "cell" not in entry and _is_number(value):
+                        entry["cell"] = _format(float(value), interval)
+    lines = []
+    for (key, method), entry in found.items():
+        shown = f" `{entry['cell']}`" if "cell" in entry else ""
+        seeds = ", ".join(str(seed) for seed in sorted(entry["seed"], key=str))
+        counts = ", ".join(str(n) for n in sorted(entry["n"], key=str))
+        lines.append(
+            f"- `{key}`{shown}: the value and its 95% interval by {method} (seed {seeds}; n = {counts})"
+        )
+    return lines
+
+
+def method_lines(results: dict) -> list[str]:
+    """One line per method run: its decoding rule and options, and the suite's note on where they come
+    from; for results of older runs, which did not record them, a line that says so.
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.report import method_lines
+    >>> settings = {"s": {"greedy": {"settings": {}, "note": None},
+    ...                   "cad": {"settings": {"rule": "constant", "weight": 0.5}, "note": "CAD's weight"},
+    ...                   "nucleus": {"settings": {"sample": True, "top_p": 0.9}, "note": None}}}
+    >>> print("\\n".join(method_lines({"method_settings": settings, "suites": {"s": {}}})))
+    - `greedy`: greedy decoding, no MI rule
+    - `cad`: greedy decoding with the MI rule `constant`, weight 0.5. Origin: CAD's weight
+    - `nucleus`: sampling, top_p 0.9, no MI rule
+
+    ```
+    """
+    recorded = results.get("method_settings")
+    if not recorded:
+        return [
+            "- This results.json does not record the methods' settings (an older run): see the suite's "
+            "YAML file."
+        ]
+    lines = []
+    several = len(recorded) > 1
+    for suite_name, methods in recorded.items():
+        if several:
+            lines.append(f"- Suite `{suite_name}`:")
+        for name, entry in methods.items():
+            text = describe_method(entry.get("settings") or {})
+            note = f". Origin: {entry['note']}" if entry.get("note") else ""
+            lines.append(f"{'  ' if several else ''}- `{name}`: {text}{note}")
+    return lines
+
+
+def describe_method(settings: dict) -> str:
+    """A method's settings in words: greedy decoding or sampling (with its options), then the MI rule and
+    its options, or "no MI rule".
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.report import describe_method
+    >>> describe_method({"rule": "adaptive", "jsd_scale": 2.0})
+    'greedy decoding with the MI rule `adaptive`, jsd_scale 2.0'
+    >>> describe_method({"sample": True, "typical_p": 0.2})
+    'sampling, typical_p 0.2, no MI rule'
+
+    ```
+    """
+    from .suite import SAMPLING_KEYS
+
+    options = dict(settings)
+    decoding = ["sampling" if options.pop("sample", False) else "greedy decoding"]
+    decoding += [f"{key} {options.pop(key)}" for key in SAMPLING_KEYS[1:] if key in options]
+    if not options:
+        return ", ".join([*decoding, "no MI rule"])
+    from ..m3id import MIConfig
+
+    rule = options.pop("rule", MIConfig().rule)  # MIConfig's default rule where the suite names none
+    return (
+        ", ".join(decoding)
+        + f" with the MI rule `{rule}`"
+        + "".join(f", {k} {v}" for k, v in options.items())
+    )
+
+
+def no_drop_bound(difference: dict, metric: str = "") -> str:
+    """The absence of harm a paired difference supports, as a bound: "no drop larger than X at 95%" with X
+    the interval's lower end (never "does not lower"); the bound of a rise where the lower end is above 0.
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.report import no_drop_bound
+    >>> no_drop_bound({"difference": 0.02, "low": -0.05, "high": 0.09}, "original_answer_rate")
+    'no drop in original_answer_rate larger than 0.050 at 95%'
+
+    ```
+    """
+    subject = f" in {metric}" if metric else ""
+    if difference["low"] >= 0.0:
+        return f"no drop{subject} at 95% (the interval's lower end is {difference['low']:+.3f})"
+    return f"no drop{subject} larger than {-difference['low']:.3f} at 95%"
+
+
+def verdict_lines(results: dict) -> list[str]:
+    """The report's "Verdicts": per task, one line per comparison that survives Holm's correction (method,
+    metric, difference, interval, in plain words), then one line counting the others by their verdict.
+    Each distinct comparison once, oriented as in the first table it appears in.
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.report import verdict_lines
+    >>> d = {"difference": 0.135, "low": 0.065, "high": 0.205, "holm_survives": True, "verdict": "higher"}
+    >>> e = {"difference": 0.01, "low": -0.02, "high": 0.04, "holm_survives": False,
+    ...      "verdict": "no measurable difference"}
+    >>> task = {"methods": {}, "paired": {"baseline": "greedy", "methods": {"cad": {"rate": d, "other": e}}},
+    ...         "comparisons": {"count": 2, "survive": 1}}
+    >>> print("\\n".join(verdict_lines({"suites": {"s": {"t": task}}})))
+    - s / t: cad's rate is higher than greedy's: +0.135 [+0.065, +0.205], survives Holm over 2 comparisons
+    - s / t: the other 1 of 2 comparisons: 1 no measurable difference
+
+    ```
+    """
+    lines = []
+    for suite_name, suite in results["suites"].items():
+        for task_name, task in suite.items():
+            where = f"{suite_name} / {task_name}"
+            tables = ([task["paired"]] if task.get("paired") else []) + task.get("paired_more", [])
+            comparisons = task.get("comparisons")
+            if not tables:
+                continue
+            if not comparisons:
+                lines.append(
+                    f"- {where}: no verdicts: this results.json predates the Holm correction (rerun the "
+                    "summary to get them)"
+                )
+                continue
+            count = comparisons["count"]
+            seen: set = set()
+            rest: dict[str, int] = {}
+            for table in tables:
+                baseline = table["baseline"]
+                for method, differences in table["methods"].items():
+                    for metric, d in differences.items():
+                        key = (frozenset((method, baseline)), metric)
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                        if d.get("verdict") in ("higher", "lower"):
+                            lines.append(
+                                f"- {where}: {method}'s {metric} is {d['verdict']} than {baseline}'s: "
+                                f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}], survives Holm "
+                                f"over {count} comparisons"
+                            )
+                        else:
+                            word = d.get("verdict", "no verdict")
+                            rest[word] = rest.get(word, 0) + 1
+            if rest:
+                counted = "; ".join(f"{number} {word}" for word, number in rest.items())
+                lines.append(f"- {where}: the other {sum(rest.values())} of {count} comparisons: {counted}")
     return lines
 
 
@@ -345,7 +616,11 @@ def write_report(results: dict, output_dir: Path, command: str) -> Path:
         f"- Command: `{command}`",
         f"- Model: {settings['model'] or 'SmolLM2-135M-Instruct (embedded)'}; seed {settings['seed']}; "
         f"batch size {settings['batch_size']}; limit {settings['limit'] or ('quick' if settings['quick'] else 'none')}",
-        _data_dir_line(settings),
+        *data_lines(results),
+        "",
+        "## Methods",
+        "",
+        *method_lines(results),
         "",
         "## What the columns mean",
         "",
@@ -357,6 +632,20 @@ def write_report(results: dict, output_dir: Path, command: str) -> Path:
         lines += [f"Note: {note}\n" for note in notes]
     for plot in plots:
         lines += [f"![{plot.stem}]({plot.name})", ""]
+    verdicts = verdict_lines(results)
+    if verdicts:
+        lines += [
+            "## Verdicts",
+            "",
+            "Only the paired differences whose 95% interval excludes 0, keeps its sign at the next seed and "
+            "under the t-interval, and survives Holm's correction at 0.05 over its task's comparisons; "
+            "every other comparison is counted, not claimed. A difference that is not measurable bounds the "
+            "effect by its interval (e.g. no drop larger than the interval's lower end at 95%); it does not "
+            "show that there is none.",
+            "",
+            *verdicts,
+            "",
+        ]
     path = output_dir / "report.md"
     path.write_text("\n".join(lines))
     return path

@@ -22,7 +22,10 @@ YAML file runs with ``mi-decode eval --suites my_suite.yaml``::
 Method options: :class:`mi_decode.MIConfig`'s fields (``rule``, ``lam``, ``alpha``, ``weight``,
 ``max_weight``, ``plausibility_beta``, ``t0``, ``jsd_scale``; a method with any of them decodes with fused MI
 amplification, validated by ``MIConfig.from_options`` against the rule table), and ``sample``, ``top_k``,
-``top_p``, ``typical_p``, ``temperature`` (the last four need ``sample: true``).
+``top_p``, ``typical_p``, ``temperature`` (the last four need ``sample: true``), and ``note``: where the
+settings come from (e.g. ``note: "text preset: tuned on NQ-Swap dev questions 200-299"``), which the report
+prints beside the method's definition; it is not part of the suite's fingerprint, so adding one keeps earlier
+run folders valid.
 
 Task keys: ``name``, ``kind``, ``data``, ``data_options`` (keyword arguments of a registered data set),
 ``methods``, ``metrics``, ``conditioned``/``unconditioned`` (Jinja prompts), ``chat`` (wrap prompts in the
@@ -51,6 +54,7 @@ if TYPE_CHECKING:  # the data package imports every loader: loaded when a task i
 SUITES_ENV = "MI_DECODE_SUITES"
 MI_KEYS = tuple(f.name for f in dataclasses.fields(MIConfig))
 SAMPLING_KEYS = ("sample", "top_k", "top_p", "typical_p", "temperature")
+NOTE_KEY = "note"  # a method's origin, for the report (not in the fingerprint)
 _SUITE_KEYS = {"name", "description", "methods", "tasks"}
 _TASK_KEYS = {
     "name", "kind", "data", "data_options", "conditioned", "unconditioned", "chat", "metrics", "methods",
@@ -71,6 +75,20 @@ class MethodSpec:
     top_p: float | None = None
     typical_p: float | None = None
     temperature: float | None = None
+    # Where the method's settings come from (e.g. a preset tuned on dev questions), for the report only: not
+    # in the suite's fingerprint, so adding or editing a note keeps earlier run folders valid.
+    note: str | None = field(default=None, compare=False)
+
+    def settings(self) -> dict[str, Any]:
+        """The method's options as the suite gave them: MI options, then the sampling ones that are set.
+
+        Example:
+            >>> from mi_decode.eval.suite import parse_method
+            >>> parse_method("cad", {"rule": "constant", "weight": 0.5, "note": "CAD's weight"}, "s").settings()
+            {'rule': 'constant', 'weight': 0.5}
+        """
+        sampling = {key: getattr(self, key) for key in SAMPLING_KEYS}
+        return {**dict(self.mi), **{k: v for k, v in sampling.items() if v is not None and v is not False}}
 
     def mi_config(self) -> MIConfig | None:
         """The :class:`mi_decode.MIConfig` of this method, or ``None`` for plain decoding."""
@@ -123,7 +141,11 @@ class Suite:
             # The data as the suite wrote it, as before it was parsed: earlier run folders stay valid.
             entry["data"], entry["data_options"] = task.data.suite_form(), task.data.suite_options()
             tasks.append(entry)
-        payload = {"methods": {name: asdict(spec) for name, spec in self.methods.items()}, "tasks": tasks}
+        methods = {}
+        for name, spec in self.methods.items():
+            methods[name] = asdict(spec)
+            methods[name].pop("note")  # a note explains a method, it does not change its records
+        payload = {"methods": methods, "tasks": tasks}
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -214,11 +236,19 @@ def parse_method(name: str, options: Any, source: str) -> MethodSpec:
     where = f"{source}: method {name!r}"
     options = {} if options is None else options
     _require(isinstance(options, dict), where, "must map option names to values")
-    unknown = [key for key in options if key not in MI_KEYS and key not in SAMPLING_KEYS]
+    unknown = [key for key in options if key not in (*MI_KEYS, *SAMPLING_KEYS, NOTE_KEY)]
     _require(
         not unknown,
         where,
-        f"unknown option {unknown[0]!r}; known: {', '.join((*MI_KEYS, *SAMPLING_KEYS))}" if unknown else "",
+        f"unknown option {unknown[0]!r}; known: {', '.join((*MI_KEYS, *SAMPLING_KEYS, NOTE_KEY))}"
+        if unknown
+        else "",
+    )
+    note = options.get(NOTE_KEY)
+    _require(
+        note is None or (isinstance(note, str) and note.strip()),
+        where,
+        f"'{NOTE_KEY}' must be a non-empty string, got {note!r}",
     )
     _check_sampling(options, where)
     mi = {key: value for key, value in options.items() if key in MI_KEYS}
@@ -228,7 +258,7 @@ def parse_method(name: str, options: Any, source: str) -> MethodSpec:
     except MIConfigError as error:
         raise SuiteError(f"{where}: {error}") from None
     sampling = {key: value for key, value in options.items() if key in SAMPLING_KEYS}
-    return MethodSpec(name=name, mi=tuple(mi.items()), **sampling)
+    return MethodSpec(name=name, mi=tuple(mi.items()), **sampling, note=note.strip() if note else None)
 
 
 def _parse_metrics(raw: Any, where: str) -> tuple[tuple[str, dict[str, Any]], ...]:

@@ -4,8 +4,10 @@ ids are declared by the set's own module (:class:`~mi_decode.eval.data.reading.D
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,6 +18,55 @@ HUB = "hub"
 
 # Seconds to wait for the Hub's answer to one metadata request before calling it unreachable.
 HUB_PROBE_TIMEOUT = 10.0
+
+# Where the data being loaded was read from, while :func:`recording_sources` listens (the report says it).
+_SOURCES: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "mi_decode_data_sources", default=None
+)
+BUNDLED_SOURCE = "the quick subsets bundled in the mi_decode package"
+
+
+@contextlib.contextmanager
+def recording_sources() -> Iterator[list[str]]:
+    """Collect, in a list, a description of every source the data loaded inside the block was read from:
+    a data folder or file (relative to the current directory where it is under it), the bundled quick
+    subsets, or a Hub dataset id.
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.data import load_data
+    >>> from mi_decode.eval.data.common import recording_sources
+    >>> with recording_sources() as sources:
+    ...     _ = load_data("nqswap", data_dir="evals/data", limit=2)
+    >>> sources
+    ['the data folder evals/data']
+
+    ```
+    """
+    sources: list[str] = []
+    token = _SOURCES.set(sources)
+    try:
+        yield sources
+    finally:
+        _SOURCES.reset(token)
+
+
+def note_source(description: str) -> None:
+    """Tell :func:`recording_sources` (if one listens) that data is being read from ``description``."""
+    sources = _SOURCES.get()
+    if sources is not None and description not in sources:
+        sources.append(description)
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` relative to the current directory where it is under it (as a command line gives it), else
+    absolute."""
+    resolved = Path(path).expanduser().resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(resolved)
 
 
 class DataFileError(ValueError):
@@ -368,7 +419,9 @@ def hub_dataset(name: str, hub: tuple[str, str | None, str], relative: str) -> t
     reason = hub_unavailable(repo)
     if reason is None:
         try:
-            return f"Hub dataset {source}", datasets.load_dataset(repo, config, split=split)
+            dataset = datasets.load_dataset(repo, config, split=split)
+            note_source(f"the Hugging Face Hub dataset {source}")
+            return f"Hub dataset {source}", dataset
         except Exception as error:  # network, authentication and format errors all mean: use a local folder
             reason = f"loading it failed: {type(error).__name__}: {_one_line(error)}"
     raise DataNotFoundError(

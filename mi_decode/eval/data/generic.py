@@ -143,6 +143,7 @@ class MappedData(DataSpec):
             _check_columns(file, columns, fields, id_column)
             ids = _ids(file, rows, id_column, _stem(file.name), lambda index: locate(file, fmt, index))
             rows, ids = rows[:limit], ids[:limit]
+            common.note_source(f"the file {common.shown_path(file)}")
             return (
                 [_example(row, ident, fields) for row, ident in zip(rows, ids, strict=True)],
                 str(file),
@@ -356,11 +357,14 @@ def _hub(repo: str, name: str | None, split: str) -> tuple[Any, str]:
     """A Hub dataset's split, failing within seconds when the Hub is off or out of reach."""
     import datasets
 
-    source = f"Hub dataset {repo!r}" + (f" (config {name!r})" if name else "") + f", split {split!r}"
+    described = f"{repo!r}" + (f" (config {name!r})" if name else "") + f", split {split!r}"
+    source = f"Hub dataset {described}"
     reason = common.hub_unavailable(repo)  # looked up here so that tests can stand in for the Hub
     if reason is None:
         try:
-            return datasets.load_dataset(repo, name, split=split), source
+            dataset = datasets.load_dataset(repo, name, split=split)
+            common.note_source(f"the Hugging Face Hub dataset {described}")
+            return dataset, source
         except Exception as error:  # a wrong config or split, authentication, a failed download
             reason = f"loading it failed: {type(error).__name__}: {_one_line(error)}"
     raise DataNotFoundError(

@@ -36,7 +36,18 @@ from typing import Any
 from ..registry import DATA, SuiteError
 from . import generic
 from .bundled import bundled_examples
-from .common import DataSpec, Locator, by_row, check_limit, resolve_data_dir, wants_hub
+from .common import (
+    BUNDLED_SOURCE,
+    DataSpec,
+    Locator,
+    by_row,
+    check_limit,
+    note_source,
+    recording_sources,
+    resolve_data_dir,
+    shown_path,
+    wants_hub,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +68,16 @@ class RegisteredData(DataSpec):
         check_limit(limit)
         options = dict(self.options)
         examples = None
-        if resolve_data_dir(data_dir) is None and not wants_hub(data_dir):
+        folder = resolve_data_dir(data_dir)
+        if folder is None and not wants_hub(data_dir):
             examples = bundled_examples(self.name, options, limit)  # None where the bundle does not cover it
+            if examples is not None:
+                note_source(BUNDLED_SOURCE)
         if examples is None:
-            examples = DATA.get(self.name)(data_dir, limit, **options)
+            with recording_sources() as inner:  # the loader says where it went when it used the Hub
+                examples = DATA.get(self.name)(data_dir, limit, **options)
+            for source in inner or ([f"the data folder {shown_path(folder)}"] if folder is not None else []):
+                note_source(source)
         if limit is not None and len(examples) > limit:  # MemoTrap: the limit applies to each of its files
             logger.warning(
                 "data %r: the limit %d applies to each of its parts, so it gives %d examples",

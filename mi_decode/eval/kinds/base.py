@@ -4,6 +4,7 @@ from the task's registered metrics with paired comparisons between methods."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -158,7 +159,9 @@ class TaskKind:
         self, ctx: EvalContext, task, records_by_method: dict[str, list[dict]], units: list[dict], seed: int
     ) -> dict[str, Any]:
         """``results.json``'s entry for the task: per-method summaries with their ``n``, and each method
-        minus the task's first method, example by example, with 95% bootstrap intervals."""
+        minus the task's first method (``paired``), then minus each other baseline (``paired_more``),
+        example by example, with 95% bootstrap intervals, Holm's correction over the task's comparisons
+        (``comparisons``, see :func:`correct_comparisons`) and each comparison's verdict."""
         methods = {}
         for name, records in records_by_method.items():
             methods[name] = {**self.summarize(ctx, task, records), "n": len(records)}
@@ -174,6 +177,9 @@ class TaskKind:
                 more.append(paired_differences(keys, reordered, seed))
         if any(more):
             results["paired_more"] = [entry for entry in more if entry]
+        tables = ([paired] if paired else []) + results.get("paired_more", [])
+        if tables:
+            results["comparisons"] = correct_comparisons(tables)
         return results
 
 
@@ -202,3 +208,63 @@ def paired_differences(keys: Mapping[str, str], records_by_method: dict[str, lis
             for metric, key in keys.items()
         }
     return {"baseline": baseline_name, "methods": methods} if methods else {}
+
+
+# How a task's comparisons are corrected for multiplicity; recorded in results.json with the count.
+HOLM_ALPHA = 0.05
+COMPARISON_FAMILY = (
+    "every distinct paired comparison of the task: each pair of methods and metric once, over all its "
+    "difference tables (a minus b and b minus a are one comparison)"
+)
+COMPARISON_TEST = "two-sided paired t-test on the per-example differences"
+
+
+def correct_comparisons(tables: Sequence[dict]) -> dict[str, Any]:
+    """Holm's correction at 0.05 over one task's paired comparisons (:func:`paired_differences` entries,
+    the ``paired`` table then the ``paired_more`` ones), in place: each comparison gets ``holm_survives``,
+    ``holm_adjusted_p`` and its ``verdict`` (:func:`~mi_decode.eval.metrics.stats.comparison_verdict`).
+    The family is every distinct (pair of methods, metric): "b minus a" in a later table is the same
+    comparison as "a minus b" (its t-test p-value is the same), so it counts once and gets the same mark.
+
+    Returns the task's ``comparisons`` entry: ``{"count", "survive", "alpha", "correction", "family",
+    "p_value"}``.
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.kinds.base import correct_comparisons
+    >>> d = {"difference": 0.1, "low": 0.05, "high": 0.15, "n": 100, "second_low": 0.05, "second_high": 0.15,
+    ...      "t_low": 0.05, "t_high": 0.15, "p_value": 0.001}
+    >>> flipped = {**d, "difference": -0.1, "low": -0.15, "high": -0.05, "second_low": -0.15,
+    ...            "second_high": -0.05, "t_low": -0.15, "t_high": -0.05}
+    >>> tables = [{"baseline": "greedy", "methods": {"cad": {"rate": d}}},
+    ...           {"baseline": "cad", "methods": {"greedy": {"rate": flipped}}}]
+    >>> correct_comparisons(tables)["count"], d["verdict"], flipped["verdict"], flipped["holm_survives"]
+    (1, 'higher', 'lower', True)
+
+    ```
+    """
+    from ..metrics.stats import comparison_verdict, holm
+
+    family: dict[tuple[frozenset, str], list[dict]] = {}
+    for table in tables:
+        for method, differences in table["methods"].items():
+            for metric, difference in differences.items():
+                pair = frozenset((method, table["baseline"]))
+                family.setdefault((pair, metric), []).append(difference)
+    members = list(family.values())
+    p_values = [entries[0].get("p_value", math.nan) for entries in members]
+    survives, adjusted = holm(p_values, HOLM_ALPHA) if members else ([], [])
+    for entries, survived, adjusted_p in zip(members, survives, adjusted, strict=True):
+        for difference in entries:
+            difference["holm_survives"] = survived
+            difference["holm_adjusted_p"] = adjusted_p
+            difference["verdict"] = comparison_verdict(difference, survived, len(members))
+    return {
+        "count": len(members),
+        "survive": sum(survives),
+        "alpha": HOLM_ALPHA,
+        "correction": "Holm step-down",
+        "family": COMPARISON_FAMILY,
+        "p_value": COMPARISON_TEST,
+    }

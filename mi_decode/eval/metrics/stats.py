@@ -1,11 +1,12 @@
 """Statistics over examples: the mean paired difference of two methods with a bootstrap confidence interval
-(:func:`paired_difference`), POPE's yes/no scores (:func:`pope_scores`) and the macro-F1 of a selected
+(:func:`paired_difference`, with the checks of its sign), Holm's correction of a family of comparisons
+(:func:`holm`) and the words of a comparison's verdict (:func:`comparison_verdict`), POPE's yes/no scores (:func:`pope_scores`) and the macro-F1 of a selected
 prompt template against the best one (:func:`selected_oracle_f1`)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,14 +20,27 @@ BOOTSTRAP_RESAMPLES = 10_000
 
 
 def paired_difference(
-    method: Sequence[float], baseline: Sequence[float], *, confidence: float = 0.95, seed: int = 0
+    method: Sequence[float],
+    baseline: Sequence[float],
+    *,
+    confidence: float = 0.95,
+    seed: int = 0,
+    stability: bool = True,
 ) -> dict[str, Any]:
     """The mean of ``method[i] - baseline[i]`` over examples scored by both, with a percentile bootstrap
-    confidence interval over examples (``scipy.stats.bootstrap``, 10,000 resamples, seeded). Pairing
-    removes the between-example variance, so the interval is much narrower than comparing two separate
-    intervals; if it contains 0 the sample does not show a difference.
+    confidence interval over examples (``scipy.stats.bootstrap``, 10,000 resamples, ``rng`` seeded with
+    ``seed``). Pairing removes the between-example variance, so the interval is much narrower than comparing
+    two separate intervals; if it contains 0 the sample does not show a difference.
 
-    Returns ``{"difference", "low", "high", "n"}``.
+    With ``stability`` (the default) two checks of the interval's sign come with it: the same percentile
+    bootstrap at ``seed + 1``, and the paired t-interval (``scipy.stats.t`` on the differences, n - 1
+    degrees of freedom); and the two-sided paired t-test's p-value, which the Holm correction
+    (:func:`holm`) uses. Where every difference is the same, the intervals have zero width and the p-value
+    is 1 for a difference of 0, else 0 (the t statistic is infinite).
+
+    Returns ``{"difference", "low", "high", "n", "seed", "resamples"}`` (``resamples`` 0 where every
+    difference is the same and no bootstrap was needed), with ``stability`` also
+    ``{"second_seed", "second_low", "second_high", "t_low", "t_high", "p_value"}``.
 
     Raises:
         ValueError: different lengths, fewer than 2 examples, or a confidence outside (0, 1).
@@ -36,8 +50,10 @@ def paired_difference(
     ```python
     >>> from mi_decode.eval.metrics.stats import paired_difference
     >>> result = paired_difference([1, 1, 0, 1, 1, 1], [0, 1, 0, 1, 0, 1])
-    >>> round(result["difference"], 3), result["n"], result["low"] >= 0.0
-    (0.333, 6, True)
+    >>> round(result["difference"], 3), result["n"], result["low"] >= 0.0, result["seed"]
+    (0.333, 6, True, 0)
+    >>> result["second_seed"], round(result["t_low"], 3), round(result["p_value"], 3)
+    (1, -0.209, 0.175)
 
     ```
     """
@@ -50,22 +66,166 @@ def paired_difference(
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     differences = np.asarray(method, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
     mean = float(differences.mean())
-    if np.all(differences == differences[0]):  # every resample has the same mean
-        return {"difference": mean, "low": mean, "high": mean, "n": len(differences)}
-    interval = bootstrap(
-        (differences,),
-        np.mean,
-        confidence_level=confidence,
-        n_resamples=BOOTSTRAP_RESAMPLES,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    ).confidence_interval
-    return {
+    count = len(differences)
+    constant = bool(np.all(differences == differences[0]))  # every resample has the same mean
+
+    def percentile(at_seed: int) -> tuple[float, float]:
+        if constant:
+            return mean, mean
+        interval = bootstrap(
+            (differences,),
+            np.mean,
+            confidence_level=confidence,
+            n_resamples=BOOTSTRAP_RESAMPLES,
+            method="percentile",
+            rng=np.random.default_rng(at_seed),
+        ).confidence_interval
+        return float(interval.low), float(interval.high)
+
+    low, high = percentile(seed)
+    result: dict[str, Any] = {
         "difference": mean,
-        "low": float(interval.low),
-        "high": float(interval.high),
-        "n": len(differences),
+        "low": low,
+        "high": high,
+        "n": count,
+        "seed": seed,
+        "resamples": 0 if constant else BOOTSTRAP_RESAMPLES,
     }
+    if stability:
+        second_low, second_high = percentile(seed + 1)
+        t_low, t_high, p_value = paired_t(differences, confidence)
+        result.update(
+            second_seed=seed + 1,
+            second_low=second_low,
+            second_high=second_high,
+            t_low=t_low,
+            t_high=t_high,
+            p_value=p_value,
+        )
+    return result
+
+
+def paired_t(differences: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """The paired t-interval of the mean of ``differences`` (``scipy.stats.t``, n - 1 degrees of freedom)
+    and the two-sided p-value of the t-test of mean 0: ``(low, high, p_value)``. With zero variance the
+    interval is the mean itself and the p-value 1 for a mean of 0, else 0.
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.metrics.stats import paired_t
+    >>> [round(value, 4) for value in paired_t([0.1, 0.2, 0.3, 0.2])]
+    [0.0701, 0.3299, 0.0163]
+    >>> paired_t([0.5, 0.5])
+    (0.5, 0.5, 0.0)
+
+    ```
+    """
+    from scipy.stats import t
+
+    values = np.asarray(differences, dtype=np.float64)
+    count = len(values)
+    if count < 2:
+        raise ValueError(f"need at least 2 paired examples, got {count}")
+    mean = float(values.mean())
+    error = float(values.std(ddof=1)) / math.sqrt(count)
+    if error == 0.0:
+        return mean, mean, 1.0 if mean == 0.0 else 0.0
+    quantile = float(t.ppf(0.5 + confidence / 2, count - 1))
+    p_value = float(2 * t.sf(abs(mean) / error, count - 1))
+    return mean - quantile * error, mean + quantile * error, p_value
+
+
+def holm(p_values: Sequence[float], alpha: float = 0.05) -> tuple[list[bool], list[float]]:
+    """Holm's step-down correction (Holm 1979) of a family of tests: which hypotheses are rejected at
+    family-wise error rate ``alpha``, and the Holm-adjusted p-values, both in the order given.
+
+    The p-values are sorted ascending, p_(1) <= ... <= p_(m); H_(i) is rejected while
+    p_(i) <= alpha / (m - i + 1), and the first one that fails stops it (it and every larger one stand).
+    The adjusted p-value of H_(i) is max over j <= i of min(1, (m - j + 1) p_(j)), so a hypothesis is
+    rejected exactly when its adjusted p-value is <= ``alpha``. A NaN p-value counts as 1 (never rejected).
+
+    Raises:
+        ValueError: ``alpha`` outside (0, 1) or a p-value outside [0, 1].
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.metrics.stats import holm
+    >>> rejected, adjusted = holm([0.01, 0.04, 0.03, 0.005])
+    >>> rejected
+    [True, False, False, True]
+    >>> [round(p, 3) for p in adjusted]
+    [0.03, 0.06, 0.06, 0.02]
+
+    ```
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    values = [1.0 if math.isnan(p) else float(p) for p in p_values]
+    bad = [p for p in values if not 0.0 <= p <= 1.0]
+    if bad:
+        raise ValueError(f"p-values must be in [0, 1], got {bad[0]}")
+    count = len(values)
+    order = sorted(range(count), key=lambda i: values[i])
+    adjusted = [1.0] * count
+    rejected = [False] * count
+    running = 0.0
+    stopped = False
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (count - rank) * values[i]))
+        adjusted[i] = running
+        stopped = stopped or values[i] > alpha / (count - rank)
+        rejected[i] = not stopped
+    return rejected, adjusted
+
+
+# Words a comparison's verdict uses: never "helps", "hurts" or "improves".
+NO_DIFFERENCE = "no measurable difference"
+SIGN_NOT_STABLE = "sign not stable"
+
+
+def comparison_verdict(difference: Mapping[str, Any], survives: bool, comparisons: int) -> str:
+    """The words for one paired comparison (a :func:`paired_difference` result), in this order:
+
+    - its percentile interval (at the run's seed) touches or contains 0: "no measurable difference";
+    - it excludes 0 but the interval at the second seed or the t-interval does not exclude 0 on the same
+      side: "sign not stable";
+    - it does not survive the Holm correction over ``comparisons``: "not significant after Holm correction
+      over N comparisons" (after "sign not stable and " where both hold);
+    - else "higher" or "lower" (the method than the baseline).
+
+    Example:
+
+    ```python
+    >>> from mi_decode.eval.metrics.stats import comparison_verdict
+    >>> d = {"low": 0.02, "high": 0.08, "second_low": 0.021, "second_high": 0.079, "t_low": 0.019,
+    ...      "t_high": 0.081}
+    >>> comparison_verdict(d, True, 24), comparison_verdict(d, False, 24)
+    ('higher', 'not significant after Holm correction over 24 comparisons')
+    >>> comparison_verdict({**d, "t_low": -0.001}, True, 24), comparison_verdict({**d, "low": 0.0}, True, 24)
+    ('sign not stable', 'no measurable difference')
+    >>> comparison_verdict({**d, "second_low": -0.001}, False, 3)
+    'sign not stable and not significant after Holm correction over 3 comparisons'
+
+    ```
+    """
+    low, high = difference["low"], difference["high"]
+    if low <= 0.0 <= high:
+        return NO_DIFFERENCE
+    sign = 1.0 if low > 0.0 else -1.0
+    checks = [("second_low", "second_high"), ("t_low", "t_high")]
+    stable = all(
+        sign * difference[low_key] > 0.0 and sign * difference[high_key] > 0.0
+        for low_key, high_key in checks
+        if low_key in difference
+    )
+    reasons = ([] if stable else [SIGN_NOT_STABLE]) + (
+        [] if survives else [f"not significant after Holm correction over {comparisons} comparisons"]
+    )
+    if reasons:  # both where both hold: each is a reason not to claim the difference
+        return " and ".join(reasons)
+    return "higher" if sign > 0 else "lower"
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -534,11 +534,12 @@ class Rouge(PublishedMetric):
     options = {"use_stemmer": True}
     requires = {"rouge_score": "rouge-score"}
     definitions = {
-        "rouge1": "ROUGE-1 F-measure against the reference summary (shared words), mean over examples; 0-1, "
-        "higher is closer",
-        "rouge2": "ROUGE-2 F-measure (shared word pairs), mean over examples; 0-1, higher is closer",
-        "rougeL": "ROUGE-L F-measure (longest common word subsequence), mean over examples; 0-1, higher is "
-        "closer",
+        "rouge1": "ROUGE-1 F-measure of the output against the example's reference text (shared words), mean "
+        "over examples; 0-1, higher is closer",
+        "rouge2": "ROUGE-2 F-measure against the example's reference text (shared word pairs), mean over "
+        "examples; 0-1, higher is closer",
+        "rougeL": "ROUGE-L F-measure against the example's reference text (longest common word subsequence), "
+        "mean over examples; 0-1, higher is closer",
     }
 
     title = "ROUGE-1/2/L F-measure by rouge-score with the Porter stemmer (Lin 2004)"

@@ -183,3 +183,42 @@ def test_calibration_effect_by_hand():
     assert math.isnan(calibration_effect([0.0], [0.0])["mean_template_ratio_calibrated"])
     with pytest.raises(ValueError, match="one F1 per template"):
         calibration_effect([0.5], [0.5, 0.6])
+
+
+def selection_task(with_intervals: bool) -> dict:
+    log_probs, labels, perplexity = score_table(4, 30, 2, seed=9)
+    summary = summarize_selection(*as_records(log_probs, labels, perplexity), seed=0, resamples=100)
+    if not with_intervals:
+        for row in summary["methods"].values():
+            row.pop("intervals", None)
+    return {"examples": 4, "inputs": 30, **summary}
+
+
+def test_the_report_notes_say_what_the_intervals_are_and_count_the_templates():
+    from mi_decode.eval.report import _task_notes
+
+    task = selection_task(with_intervals=True)
+    notes = " ".join(_task_notes(task, {}))
+    assert "No intervals" not in notes
+    assert "95% percentile bootstrap interval over the 30 inputs" in notes
+    assert "selection rerun in each resample, 100 resamples; seed 0" in notes
+    effect = task["calibration_effect"]
+    assert f"makes {effect['better']} of the 4 templates better, {effect['worse']} worse" in notes
+    assert f"{effect['mean_template_ratio_uncalibrated']:.3f} to" in notes
+    old = " ".join(_task_notes({"examples": 4, "inputs": 30, "methods": {"mi": {"X": 0.5}}}, {}))
+    assert "No intervals: each cell is one selection" in old
+
+
+@pytest.mark.parametrize("with_intervals", [True, False])
+def test_the_selection_figure_draws_with_and_without_intervals(with_intervals):
+    import matplotlib.pyplot as plt
+
+    from mi_decode.eval.report import task_figures
+
+    results = {"suites": {"prompt_selection": {"sst2": selection_task(with_intervals)}}}
+    ((name, figure),) = task_figures(results)
+    title = figure.axes[0].get_title()
+    assert name == "prompt_selection_sst2.png"
+    assert ("error bars: 95% bootstrap interval" in title) == with_intervals
+    assert ("no interval" in title) != with_intervals
+    plt.close(figure)

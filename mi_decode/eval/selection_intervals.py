@@ -131,7 +131,7 @@ def weighted_macro_f1(
         predicted = _weighted_sum(predicted_mask, weights)
         true_positive = _weighted_sum(predicted_mask * is_label, weights)
         denominator = predicted + actual
-        total += np.where(denominator > 0, 2 * true_positive / np.maximum(denominator, 1), 0.0)
+        total += 2 * true_positive / np.where(denominator > 0, denominator, 1.0)  # 0 where absent
         present += denominator > 0
     return total / present
 

@@ -563,6 +563,21 @@ def _selection_notes(task: dict) -> list[str]:
             f"({interval['method']}; seed {interval['seed']}): a resample may select another template, and its "
             "ratio is over that resample's oracle. The oracle F1 row has none."
         ]
+        outside = []
+        for row, summary in task["methods"].items():
+            settings = [
+                setting
+                for setting, bounds in summary.get("intervals", {}).items()
+                if _is_number(summary.get(setting))
+                and not bounds["low"] <= summary[setting] <= bounds["high"]
+            ]
+            outside += [f"{row} ({', '.join(settings)})"] if settings else []
+        if outside:
+            notes.append(
+                f"The value lies outside its interval for {', '.join(outside)}: a resample's oracle is the best "
+                f"of the {task['examples']} templates on that resample, which resampling pushes up (the more "
+                "so near chance), so the resampled ratios lean low; read those intervals as biased low."
+            )
     effect = task.get("calibration_effect")
     if effect:
         total = effect["better"] + effect["worse"] + effect["same"]
@@ -622,7 +637,7 @@ def _selection_figure(task_name: str, task: dict):
     axes.set_ylabel("selected / oracle macro-F1")
     interval = _selection_intervals(task)
     what = (
-        f"error bars: 95% bootstrap interval over inputs, selection rerun ({interval['method'].split(', ')[-1]})"
+        f"error bars: 95% bootstrap over inputs, selection rerun, {interval['method'].split(', ')[-1]}"
         if interval
         else "one selection, no interval"
     )

@@ -4,7 +4,9 @@ resample, seeding, and the report's notes and figure."""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,6 +211,16 @@ def test_the_report_notes_say_what_the_intervals_are_and_count_the_templates():
     assert "No intervals: each cell is one selection" in old
 
 
+def test_the_report_names_values_outside_their_interval():
+    from mi_decode.eval.report import _task_notes
+
+    task = selection_task(with_intervals=True)
+    task["methods"]["mean template"]["X"] = task["methods"]["mean template"]["intervals"]["X"]["high"] + 0.01
+    notes = " ".join(_task_notes(task, {}))
+    assert "The value lies outside its interval for mean template (X):" in notes
+    assert "outside its interval" not in " ".join(_task_notes(selection_task(with_intervals=True), {}))
+
+
 @pytest.mark.parametrize("with_intervals", [True, False])
 def test_the_selection_figure_draws_with_and_without_intervals(with_intervals):
     import matplotlib.pyplot as plt
@@ -219,6 +231,78 @@ def test_the_selection_figure_draws_with_and_without_intervals(with_intervals):
     ((name, figure),) = task_figures(results)
     title = figure.axes[0].get_title()
     assert name == "prompt_selection_sst2.png"
-    assert ("error bars: 95% bootstrap interval" in title) == with_intervals
+    assert (
+        "error bars: 95% bootstrap over inputs, selection rerun, 100 resamples" in title
+    ) == with_intervals
     assert ("no interval" in title) != with_intervals
     plt.close(figure)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The committed runs: the vectorised path gives their values, and CBM's per-template counts (issue 22)
+# ----------------------------------------------------------------------------------------------------------
+
+REPORTS = Path(__file__).resolve().parents[1] / "evals" / "reports"
+RUN_64 = ("2026-11-30-smollm2-cpu-prompt_selection", "prompt_selection")
+RUN_306 = ("2026-12-01-smollm2-cpu-cb_inputs", "cb_inputs")
+# (run, task): templates CBM's answer calibration makes (better, worse, the same), and the methods whose
+# pick is the same in X and PA (there PA's gain over X is calibration, not selection).
+COMMITTED = {
+    (RUN_64, "sst2"): ((84, 16, 0), {"mi", "zlp", "zpm", "zmv", "ppl", "ppl_l"}),
+    (RUN_64, "agnews"): ((98, 2, 0), {"mi", "mi_ag", "ppl", "ppl_l"}),
+    (RUN_64, "rte"): ((87, 9, 4), {"ppl", "ppl_l"}),
+    (RUN_64, "cb"): ((77, 23, 0), {"le", "ppl", "ppl_l"}),
+    (RUN_306, "cb"): ((67, 33, 0), {"le", "ppl", "ppl_l"}),
+}
+
+
+def committed_run(run: tuple[str, str], task: str, data_dir: Path):
+    """Log-probs, labels and perplexities of a committed run's task, and its results.json entry."""
+    from mi_decode.eval.data.prompt_selection import load_task
+
+    folder, suite = run
+    records = {}
+    for file in sorted((REPORTS / folder / suite / task).glob("scores.part*.jsonl")):
+        for line in file.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                record = json.loads(line)
+                records[record["id"]] = record  # a resumed run's later record wins
+    records = sorted(records.values(), key=lambda record: record["index"])
+    count = int(records[0]["id"].split("@")[1])
+    split = ("val" if count <= 56 else "both") if task == "cb" else None
+    labels = np.array([example["label"] for example in load_task(task, data_dir, limit=count, split=split)])
+    results = json.loads((REPORTS / folder / "results.json").read_text(encoding="utf-8"))
+    return (
+        np.array([record["log_probs"] for record in records]),
+        labels,
+        np.array([record["perplexity"] for record in records]),
+        results["suites"][suite][task],
+    )
+
+
+@pytest.mark.parametrize(("run", "task"), list(COMMITTED), ids=[f"{r[1]}-{t}" for r, t in COMMITTED])
+def test_the_committed_runs_reproduce_and_count_what_cbm_does_to_each_template(run, task, data_dir):
+    log_probs, labels, perplexity, committed = committed_run(run, task, data_dir)
+    ones = selection_resamples(log_probs, labels, np.ones((1, len(labels))), perplexity)
+    for row, by_setting in ones.ratios.items():
+        for setting, values in by_setting.items():
+            assert values[0] == pytest.approx(committed["methods"][row][setting], abs=1e-12), (row, setting)
+    f1 = {}
+    for setting in ("X", "A"):
+        answers = selection.select_prompts(
+            log_probs, calibration="none" if setting == "X" else "cbm", setting=setting
+        ).predictions
+        f1[setting] = [macro_f1(labels, row) for row in answers]
+    effect = calibration_effect(f1["X"], f1["A"])
+    counts, same_pick = COMMITTED[run, task]
+    assert (effect["better"], effect["worse"], effect["same"]) == counts
+    assert effect["mean_template_ratio_uncalibrated"] == committed["methods"]["mean template"]["X"]
+    assert effect["mean_template_ratio_calibrated"] == committed["methods"]["mean template"]["A"]
+    for method in selection.METHODS:
+        picks = [
+            selection.select_prompts(
+                log_probs, method, calibration="none" if s == "X" else "cbm", setting=s, perplexity=perplexity
+            ).instance_templates
+            for s in ("X", "PA")
+        ]
+        assert np.array_equal(*picks) == (method in same_pick), method

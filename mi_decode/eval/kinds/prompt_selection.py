@@ -31,8 +31,8 @@ from .base import TaskKind
 
 SETTINGS = ("X", "A", "P", "PA")  # X: no calibration; A, P, PA: CBM on answers, prompt scores, both
 ANSWER_SCORE = "mean"
-# Bootstrap resamples of the inputs per task (each reruns every selection): ~9 s for 100 templates x 64
-# inputs, ~20 s for 100 x 306 on one CPU core.
+# Bootstrap resamples of the inputs per task, each rerunning every selection: measured 4-6 s for 100
+# templates x 64 inputs and 25 s for 100 x 306 on 2 shared CPU cores (the point estimates take ~20 s more).
 RESAMPLES = 2_000
 _OPTIONS = {"templates", "quick_templates", "template_file"}
 

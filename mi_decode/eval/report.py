@@ -226,10 +226,7 @@ def _task_notes(task: dict, intervals: dict) -> list[str]:
     if any(isinstance(v, float) and math.isnan(v) for s in methods.values() for v in s.values()):
         notes.append("nan: the oracle template's F1 is 0 in that setting, so the ratio is undefined.")
     if "inputs" in task:
-        notes.append(
-            "No intervals: each cell is one selection on these inputs, and the evaluation does not resample "
-            "them."
-        )
+        notes += _selection_notes(task)
     counts = [d["n"] for by_key in intervals.values() for d in by_key.values()]
     if counts and min(counts) < FEW_EXAMPLES:
         notes.append(
@@ -832,6 +829,64 @@ def _scatter_figure(task_name: str, methods: dict):
     return figure
 
 
+def _selection_intervals(task: dict) -> dict | None:
+    """Any one of a prompt-selection task's intervals (they share n, seed and method), or None."""
+    for summary in task["methods"].values():
+        for interval in summary.get("intervals", {}).values():
+            return interval
+    return None
+
+
+def _selection_notes(task: dict) -> list[str]:
+    """A prompt-selection task's notes: what its intervals are, and what CBM's calibration does to every
+    template (counts, not "every template")."""
+    interval = _selection_intervals(task)
+    if interval is None:  # a results.json from before the intervals
+        notes = [
+            "No intervals: each cell is one selection on these inputs, and the evaluation does not resample "
+            "them."
+        ]
+    else:
+        notes = [
+            f"Intervals: each ratio's 95% percentile bootstrap interval over the {interval['n']} inputs "
+            f"({interval['method']}; seed {interval['seed']}): a resample may select another template, and its "
+            "ratio is over that resample's oracle. The oracle F1 row has none."
+        ]
+        outside = []
+        for row, summary in task["methods"].items():
+            settings = [
+                setting
+                for setting, bounds in summary.get("intervals", {}).items()
+                if _is_number(summary.get(setting))
+                and not bounds["low"] <= summary[setting] <= bounds["high"]
+            ]
+            outside += [f"{row} ({', '.join(settings)})"] if settings else []
+        if outside:
+            notes.append(
+                f"The value lies outside its interval for {', '.join(outside)}: a resample's oracle is the best "
+                f"of the {task['examples']} templates on that resample, which resampling pushes up (the more "
+                "so near chance), so the resampled ratios lean low; read those intervals as biased low."
+            )
+    effect = task.get("calibration_effect")
+    if effect:
+        total = effect["better"] + effect["worse"] + effect["same"]
+        notes.append(
+            f"CBM on the answers (A, PA against X, P) makes {effect['better']} of the {total} templates better, "
+            f"{effect['worse']} worse and leaves {effect['same']} the same (macro-F1); the mean-template ratio "
+            f"goes from {effect['mean_template_ratio_uncalibrated']:.3f} to "
+            f"{effect['mean_template_ratio_calibrated']:.3f}."
+        )
+        same = [method for method, equal in effect.get("same_template_x_pa", {}).items() if equal]
+        if same:
+            notes.append(
+                f"X and PA pick the same template(s) for {', '.join(same)}: there the difference between X and "
+                "PA is CBM's calibration of the answers, not a better selection."
+            )
+        elif "same_template_x_pa" in effect:
+            notes.append("X and PA pick different templates for every method.")
+    return notes
+
+
 def _selection_figure(task_name: str, task: dict):
     import matplotlib.pyplot as plt
 
@@ -839,21 +894,45 @@ def _selection_figure(task_name: str, task: dict):
     names = [name for name in methods if name != "oracle F1"]
     figure, axes = plt.subplots(figsize=(9, 4))
     width = 0.4
+    highest = 1.0
     for offset, setting in ((-width / 2, "X"), (width / 2, "PA")):
+        positions = [i + offset for i in range(len(names))]
+        values = [methods[name].get(setting, 0.0) for name in names]
         axes.bar(
-            [i + offset for i in range(len(names))],
-            [methods[name].get(setting, 0.0) for name in names],
-            width,
-            label=f"{setting} ({'no calibration' if setting == 'X' else 'CBM'})",
+            positions, values, width, label=f"{setting} ({'no calibration' if setting == 'X' else 'CBM'})"
         )
+        for x, value, name in zip(positions, values, names, strict=True):
+            interval = methods[name].get("intervals", {}).get(setting)
+            if interval and _is_number(value):
+                # Drawn about its middle: a percentile interval need not contain the point estimate.
+                middle, half = (
+                    (interval["low"] + interval["high"]) / 2,
+                    (interval["high"] - interval["low"]) / 2,
+                )
+                axes.errorbar(
+                    x,
+                    middle,
+                    yerr=half,
+                    fmt="none",
+                    ecolor="black",
+                    capsize=2,
+                    linewidth=1,
+                )
+                highest = max(highest, interval["high"])
     axes.axhline(1.0, color="black", linestyle="--", linewidth=0.8, label="oracle template")
-    highest = max((v for s in methods.values() for v in s.values() if _is_number(v)), default=1.0)
+    highest = max([highest, *(v for s in methods.values() for v in s.values() if _is_number(v))])
     axes.set_ylim(0, max(1.1, highest * 1.05))  # per-input selection can pass the oracle
     axes.set_xticks(range(len(names)), names, rotation=60, ha="right")
     axes.set_ylabel("selected / oracle macro-F1")
+    interval = _selection_intervals(task)
+    what = (
+        f"error bars: 95% bootstrap over inputs, selection rerun, {interval['method'].split(', ')[-1]}"
+        if interval
+        else "one selection, no interval"
+    )
     axes.set_title(
         f"{task_name}: scaled F1 by prompt-selection method\n"
-        f"({task['examples']} templates x n={task.get('inputs', '?')} inputs; one selection, no interval)",
+        f"({task['examples']} templates x n={task.get('inputs', '?')} inputs; {what})",
         fontsize="medium",
     )
     axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))

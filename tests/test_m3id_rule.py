@@ -263,7 +263,7 @@ def test_adaptive_weight_is_small_when_the_branches_agree_and_large_when_they_co
 def test_a_registered_rule_is_found_by_the_config_and_the_rule_step():
     """A rule added with register_rule (one call, no other edit) is what MIConfig and mi_amplify use: a rule
     giving half the constant weight scores exactly as the constant rule at half the weight."""
-    from mi_decode.m3id import RULES, Rule, scheduled, register_rule
+    from mi_decode.m3id import RULES, Rule, register_rule, scheduled
 
     def half(config, step):
         return config.weight / 2

@@ -18,14 +18,16 @@ _JINJA = SandboxedEnvironment(keep_trailing_newline=False)
 
 @dataclasses.dataclass
 class EvalContext:
-    """What kinds and metrics need from a run: the model, its tokenizer (or processor), the data folder, and
-    the backend that runs the model (:mod:`mi_decode.backends`; default: an HF backend on ``model``)."""
+    """What kinds and metrics need from a run: the model, its tokenizer (or processor), the data folder, the
+    backend that runs the model (:mod:`mi_decode.backends`; default: an HF backend on ``model``), and the
+    run's seed, which seeds metrics' bootstrap intervals (set by :meth:`TaskKind.summarize_task`)."""
 
     model: Any
     tokenizer: Any
     data_dir: Any = None
     feature_extractor: Callable[[Sequence[str]], Any] | None = None  # for MAUVE; built on first use
     backend: Any = None  # a mi_decode.backends.Backend
+    seed: int = 0
 
     def __post_init__(self):
         if self.backend is None:
@@ -144,7 +146,12 @@ class TaskKind:
         summary: dict[str, Any] = {}
         if records:
             for metric in task.metric_objects():
-                summary.update(metric.summarize(records, ctx, task))
+                values = metric.summarize(records, ctx, task)
+                # Metrics' intervals share the reserved key "intervals": merged, not replaced.
+                intervals = {**summary.get("intervals", {}), **values.get("intervals", {})}
+                summary.update(values)
+                if intervals:
+                    summary["intervals"] = intervals
         return summary
 
     def paired_keys(self, task) -> dict[str, str]:
@@ -159,6 +166,7 @@ class TaskKind:
     ) -> dict[str, Any]:
         """``results.json``'s entry for the task: per-method summaries with their ``n``, and each method
         minus the task's first method, example by example, with 95% bootstrap intervals."""
+        ctx.seed = seed  # the seed of the paired intervals below seeds the metrics' own intervals too
         methods = {}
         for name, records in records_by_method.items():
             methods[name] = {**self.summarize(ctx, task, records), "n": len(records)}

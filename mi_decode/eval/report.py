@@ -539,6 +539,48 @@ def no_drop_bound(difference: dict, metric: str = "") -> str:
     return f"no drop{subject} larger than {-difference['low']:.3f} at 95%"
 
 
+def _interval_verdicts(where: str, task: dict) -> list[str]:
+    """For a task without paired comparisons (corpus-level metrics such as MAUVE, prompt-selection ratios):
+    per summary key with intervals, the pairs of rows whose 95% intervals are disjoint, the only separation
+    claimed there (overlapping intervals do not show a difference; disjoint ones are a conservative test).
+
+    Example:
+        >>> task = {"methods": {"a": {"mauve": 0.9, "intervals": {"mauve": {"low": 0.8, "high": 0.95}}},
+        ...                     "b": {"mauve": 0.2, "intervals": {"mauve": {"low": 0.1, "high": 0.5}}},
+        ...                     "c": {"mauve": 0.7, "intervals": {"mauve": {"low": 0.3, "high": 0.9}}}}}
+        >>> print("\\n".join(_interval_verdicts("s / t", task)))
+        - s / t, mauve (no paired comparison; disjoint 95% intervals, a conservative test not corrected for the 3 pairs): a above b; the other 2 pairs overlap (not separated)
+    """
+    by_key: dict[str, list[tuple[str, dict]]] = {}
+    for method, summary in task["methods"].items():
+        for key, interval in (summary.get("intervals") or {}).items():
+            if _is_number(summary.get(key)):
+                by_key.setdefault(key, []).append((method, {**interval, "value": summary[key]}))
+    lines = []
+    for key, rows in by_key.items():
+        pairs = [(first, second) for index, first in enumerate(rows) for second in rows[index + 1 :]]
+        disjoint = []
+        for (a, x), (b, y) in pairs:
+            if x["low"] > y["high"]:
+                disjoint.append(f"{a} above {b}")
+            elif y["low"] > x["high"]:
+                disjoint.append(f"{b} above {a}")
+        if not pairs:
+            continue
+        if disjoint:
+            lines.append(
+                f"- {where}, {key} (no paired comparison; disjoint 95% intervals, a conservative test not "
+                f"corrected for the {len(pairs)} pairs): {', '.join(disjoint)}; the other "
+                f"{len(pairs) - len(disjoint)} pairs overlap (not separated)"
+            )
+        else:
+            lines.append(
+                f"- {where}, {key} (no paired comparison): the 95% intervals of all {len(pairs)} pairs overlap: "
+                "no method is separated from another"
+            )
+    return lines
+
+
 def verdict_lines(results: dict) -> list[str]:
     """The report's "Verdicts": per task, one line per comparison that survives Holm's correction (method,
     metric, difference, interval, in plain words), then one line counting the others by their verdict.
@@ -566,6 +608,7 @@ def verdict_lines(results: dict) -> list[str]:
             tables = ([task["paired"]] if task.get("paired") else []) + task.get("paired_more", [])
             comparisons = task.get("comparisons")
             if not tables:
+                lines += _interval_verdicts(where, task)
                 continue
             if not comparisons:
                 lines.append(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import matplotlib
@@ -514,18 +515,38 @@ def test_a_summarys_own_intervals_show_beside_their_values(tmp_path):
 
 
 @pytest.mark.parametrize("report", sorted(p.parent.name for p in REPORTS.glob("*/results.json")))
-def test_committed_results_still_render(report, tmp_path):
-    """results.json files written before issue 22 render: same paired cells, no marks, and a Verdicts line
-    that says they predate the correction."""
-    results = json.loads((REPORTS / report / "results.json").read_text())
-    text = write_report(results, tmp_path, "mi-decode eval").read_text()
+def test_committed_reports_are_their_results_rendered(report, tmp_path):
+    """Each committed report.md is exactly what write_report makes of its results.json (so the report and
+    the results cannot drift), plots included."""
+    import re
+
     committed = (REPORTS / report / "report.md").read_text()
-    for line in committed.splitlines():
-        if (
-            line.startswith("| ")
-            and "[" in line
-            and ("+" in line.split("|")[2] or "-0" in line.split("|")[2])
-        ):
-            assert line in text  # a paired row: unchanged
-    if any(task.get("paired") for suite in results["suites"].values() for task in suite.values()):
-        assert "predates the Holm correction" in text
+    command = re.search(r"- Command: `(.*)`", committed).group(1)
+    folder = tmp_path / report
+    shutil.copytree(REPORTS / report, folder)  # with its records, which the per-method intervals come from
+    results = json.loads((folder / "results.json").read_text())
+    assert write_report(results, folder, command).read_text() == committed
+
+
+def _before_holm(value):
+    """A results.json as written before issue 22: no seeds, t-intervals, Holm marks or verdicts."""
+    added = {"comparisons", "seed", "resamples", "second_seed", "second_low", "second_high", "t_low", "t_high",
+             "p_value", "holm_survives", "holm_adjusted_p", "verdict", "data_source", "method_settings"}  # fmt: skip
+    if isinstance(value, dict):
+        return {key: _before_holm(item) for key, item in value.items() if key not in added}
+    if isinstance(value, list):
+        return [_before_holm(item) for item in value]
+    return value
+
+
+def test_results_written_before_holm_still_render(tmp_path):
+    """Same paired cells, no marks, and a Verdicts line that says they predate the correction."""
+    results = json.loads((REPORTS / "2026-11-30-smollm2-cpu-summarization/results.json").read_text())
+    results = {**results, "suites": _before_holm(results["suites"])}
+    del results["method_settings"]
+    text = write_report(results, tmp_path, "mi-decode eval").read_text()
+    assert "| cad | +0.014 [-0.007, +0.035] | +0.022 [+0.000, +0.044] | +0.011 [-0.010, +0.034] |" in text
+    assert (
+        "predates the Holm correction" in text
+        and "*" not in text.split("## Verdicts")[0].split("difference")[-1]
+    )

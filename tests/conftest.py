@@ -71,6 +71,28 @@ def tiny_gpt2():
     return make_tiny_gpt2()
 
 
+class CharTokenizer:
+    """A model tokenizer stand-in: one token per character, so token counts differ from word counts."""
+
+    @staticmethod
+    def tokenize(text):
+        return list(text)
+
+    @staticmethod
+    def convert_tokens_to_string(tokens):
+        return "".join(tokens)
+
+
+@pytest.fixture(scope="session")
+def embedded_tokenizer():
+    """The embedded model's tokenizer alone (no weights loaded)."""
+    from transformers import AutoTokenizer
+
+    from mi_decode.models import embedded_model_path
+
+    return AutoTokenizer.from_pretrained(embedded_model_path())
+
+
 @pytest.fixture(scope="session")
 def embedded():
     """(model, tokenizer) of the embedded SmolLM2-135M-Instruct, converted and cached on first use."""

@@ -31,12 +31,8 @@ INPUTS = [{"text": "A joy.", "label": 1}, {"text": "Tedious.", "label": 0}]
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    from transformers import AutoTokenizer
-
-    from mi_decode.models import embedded_model_path
-
-    return AutoTokenizer.from_pretrained(embedded_model_path())
+def tokenizer(embedded_tokenizer):
+    return embedded_tokenizer
 
 
 @pytest.fixture(scope="module")

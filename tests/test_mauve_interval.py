@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import CharTokenizer
 
 from mi_decode.eval.kinds.base import EvalContext, TaskKind
 from mi_decode.eval.metrics import MAUVE_MIN_TEXTS
@@ -36,18 +37,6 @@ def direct_mauve(p, q) -> float:
     return float(result.mauve)
 
 
-class Characters:
-    """A model tokenizer stand-in: one token per character."""
-
-    @staticmethod
-    def tokenize(text):
-        return list(text)
-
-    @staticmethod
-    def convert_tokens_to_string(tokens):
-        return "".join(tokens)
-
-
 class CountingFeatures:
     """Gaussian features looked up by text (references ``r<i>``, outputs ``o<i>``), counting the calls."""
 
@@ -66,7 +55,7 @@ def records(n: int) -> list[dict]:
 
 def summarize(n: int, *, seed: int = 0, resamples: int = RESAMPLES, features=None):
     features = features or CountingFeatures(n)
-    ctx = SimpleNamespace(tokenizer=Characters, mauve_features=features, seed=seed)
+    ctx = SimpleNamespace(tokenizer=CharTokenizer, mauve_features=features, seed=seed)
     task = SimpleNamespace(max_new_tokens=8)
     return METRICS.get("mauve")(resamples=resamples).summarize(records(n), ctx, task), features
 
@@ -154,7 +143,7 @@ def test_the_task_summary_merges_the_metrics_intervals_and_seeds_them_with_the_r
         metric_objects=lambda: [OtherInterval(), METRICS.get("mauve")(resamples=20)],
         baselines=(),
     )
-    ctx = EvalContext(model=None, tokenizer=Characters, feature_extractor=features, backend=object())
+    ctx = EvalContext(model=None, tokenizer=CharTokenizer, feature_extractor=features, backend=object())
     results = TaskKind().summarize_task(ctx, task, {"greedy": records(n)}, records(n), seed=7)
     summary = results["methods"]["greedy"]
     assert list(summary) == ["other", "intervals", "mauve", "n"]

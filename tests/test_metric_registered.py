@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import CharTokenizer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -37,18 +38,6 @@ REGISTERED = {
     "seq_rep",
     "zipf",
 }
-
-
-class CharTokenizer:
-    """A model tokenizer stand-in: one token per character, so token counts differ from word counts."""
-
-    @staticmethod
-    def tokenize(text):
-        return list(text)
-
-    @staticmethod
-    def convert_tokens_to_string(tokens):
-        return "".join(tokens)
 
 
 def context(tokenizer=CharTokenizer, mauve_features=None):

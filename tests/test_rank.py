@@ -37,12 +37,8 @@ INPUTS = [
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    from transformers import AutoTokenizer
-
-    from mi_decode.models import embedded_model_path
-
-    return AutoTokenizer.from_pretrained(embedded_model_path())
+def tokenizer(embedded_tokenizer):
+    return embedded_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -275,3 +275,34 @@ def test_prompt_selection_intervals_counts_and_same_picks():
         f"{cb306['PA']:.3f} [{pa['low']:.3f}, {pa['high']:.3f}] of oracle on the 306 inputs, against X "
         f"{cb306['X']:.3f} [{x['low']:.3f}, {x['high']:.3f}] (disjoint intervals)"
     )
+
+
+def test_the_cut_ties_memotrap_choices_and_costs_accuracy(paired):
+    rows = records(GROUNDING, "grounding", "memotrap", "cad_plausible")
+    both_cut = sum(all(score is None for score in row["scores"]) for row in rows)  # None: -inf, cut
+    assert both_cut == sum(row["prediction"] is None for row in rows) == 684
+    assert quoted(f"on {both_cut} of the 2,539 rows it cuts both candidates")
+    d = paired["memotrap"][0]["greedy"]["cad_plausible"]["accuracy"]
+    assert (
+        d["verdict"] == "lower"
+        and d["holm_survives"]
+        and quoted(f"| CAD + VCD cut (beta 0.1) | 0.455 | {figure(d)} |")
+    )
+
+
+def test_samplers_remove_greedys_repetition_and_typical_095_is_nucleus_095():
+    tasks = results(OPEN_ENDED)["suites"]["open_ended"]
+    greedy = sorted(tasks[task]["methods"]["greedy"]["seq_rep_4"] for task in ("wikitext", "book"))
+    samplers = [
+        s["seq_rep_4"]
+        for task in ("wikitext", "book")
+        for m, s in tasks[task]["methods"].items()
+        if m != "greedy"
+    ]
+    assert quoted(f"{round(greedy[0] * 100)}-{round(greedy[1] * 100)}% of greedy's 4-grams repeat")
+    assert quoted(f"at most {max(samplers) * 100:.1f}% of any sampler's")
+    for task in ("wikitext", "book"):
+        typical = records(OPEN_ENDED, "open_ended", task, "typical_0.95")
+        nucleus = records(OPEN_ENDED, "open_ended", task, "nucleus_0.95")
+        assert [r["output"] for r in typical] == [r["output"] for r in nucleus]
+    assert quoted("Typical 0.95 equals nucleus 0.95 sample for sample")

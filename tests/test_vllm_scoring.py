@@ -233,6 +233,16 @@ def test_eval_prompt_selection_with_the_vllm_backend(
     assert rows_vllm.keys() == rows_hf.keys()
     for method, row in rows_hf.items():
         for setting, value in row.items():
+            if setting == "intervals":  # setting -> its bootstrap interval, from the same scores
+                for name, interval in value.items():
+                    other = rows_vllm[method]["intervals"][name]
+                    assert {k: other[k] for k in ("n", "seed", "method")} == {
+                        k: interval[k] for k in ("n", "seed", "method")
+                    }
+                    assert [other["low"], other["high"]] == pytest.approx(
+                        [interval["low"], interval["high"]], abs=TOLERANCE
+                    ), (method, name)
+                continue
             assert rows_vllm[method][setting] == pytest.approx(value, abs=TOLERANCE, nan_ok=True), (
                 method,
                 setting,

@@ -35,12 +35,16 @@ def recording_sources() -> Iterator[list[str]]:
     Example:
 
     ```python
+    >>> import json, tempfile
+    >>> from pathlib import Path
     >>> from mi_decode.eval.data import load_data
     >>> from mi_decode.eval.data.common import recording_sources
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "qa.jsonl").write_text(json.dumps({"question": "Who?"}) + "\\n")
     >>> with recording_sources() as sources:
-    ...     _ = load_data("nqswap", data_dir="evals/data", limit=2)
-    >>> sources
-    ['the data folder evals/data']
+    ...     _ = load_data({"path": str(folder / "qa.jsonl")})
+    >>> sources  # doctest: +ELLIPSIS
+    ['the file .../qa.jsonl']
 
     ```
     """

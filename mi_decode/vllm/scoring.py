@@ -64,7 +64,8 @@ def load_llm(model: str | os.PathLike | None = None, **llm_kwargs):
     ``"SmolLM2-135M-Instruct"``) for the embedded model.
 
     Defaults, each overridden by ``llm_kwargs``: ``enforce_eager=True`` (no compilation at start-up; scoring
-    is prefill-bound), ``seed=0``, and ``dtype="auto"``; the embedded model gets ``dtype="float32"`` (its
+    is prefill-bound), ``seed=0``, ``dtype="auto"`` and mi_decode's pair scheduler (``scheduler_cls``: MI
+    requests are served as pairs, plain ones as by vLLM's own scheduler); the embedded model gets ``dtype="float32"`` (its
     weights, as the HF backend loads them) and ``max_model_len=2048``. On a CPU also ``block_size=32``, the
     smallest the CPU attention kernels take: only whole blocks are prefix-cached, and vLLM's CPU default of
     128 tokens is longer than most prompts, so answer requests would recompute them (on the AG News
@@ -84,7 +85,9 @@ def load_llm(model: str | os.PathLike | None = None, **llm_kwargs):
 
     from ..models import DEFAULT_MODEL, embedded_model_path
 
-    defaults = {"enforce_eager": True, "seed": 0, "dtype": "auto"}
+    from .pairs import SCHEDULER_CLS
+
+    defaults = {"enforce_eager": True, "seed": 0, "dtype": "auto", "scheduler_cls": SCHEDULER_CLS}
     if current_platform.is_cpu():
         defaults["block_size"] = 32
     if model is None or str(model) == DEFAULT_MODEL:

@@ -47,6 +47,7 @@ CONFIGS = {
     "m3id_strong": MIConfig(rule="m3id", lam=0.3, alpha=1.0),  # gate open, weight growing fast: a hard test
     "m3id_paper": MIConfig(),
     "cad_cut": MIConfig(rule="constant", weight=1.0, plausibility_beta=0.1),
+    "adaptive": MIConfig(rule="adaptive"),
 }
 
 

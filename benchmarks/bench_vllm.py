@@ -3,7 +3,8 @@
 1. ``vllm_typical.py``: the typical logits processor's cost per decode step against plain vLLM sampling;
 2. ``vllm_scoring.py``: the vLLM answer scorer against the HF packed scorer (``bench_scoring.py``'s SST-2 and
    AG News workloads), with the largest log-prob difference;
-3. ``vllm_mi.py``: offline MI decoding on vLLM against plain vLLM greedy and against the HF fused path.
+3. ``vllm_mi.py``: offline MI decoding on vLLM against plain vLLM greedy and against the HF fused path;
+4. ``vllm_serving.py``: MI decoding served by the OpenAI server (pair scheduler) against plain requests, N = 1, 8, 32.
 
 Inside each, the contenders alternate so that machine load hits all of them; each prints ratios against its
 anchor. Run it alone on the machine (the vLLM environment that ``scripts/vllm.sh`` builds)::
@@ -33,7 +34,7 @@ def main() -> int:
         default=None,
         help="evaluation data for vllm_scoring.py (default: $MI_DECODE_DATA_DIR, else the checkout's evals/data)",
     )
-    parser.add_argument("--only", choices=("typical", "scoring", "mi"), nargs="+", default=None)
+    parser.add_argument("--only", choices=("typical", "scoring", "mi", "serving"), nargs="+", default=None)
     args = parser.parse_args()
     env = {
         **os.environ,
@@ -49,6 +50,7 @@ def main() -> int:
         "typical": ["vllm_typical.py", "--batch", "1", "8", "32"],
         "scoring": scoring,
         "mi": ["vllm_mi.py"],
+        "serving": ["vllm_serving.py"],
     }
     for name, command in runs.items():
         if args.only and name not in args.only:

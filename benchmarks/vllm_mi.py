@@ -91,7 +91,15 @@ if __name__ == "__main__":
     import mi_decode
 
     model, tokenizer = mi_decode.load_model()
-    llm = LLM(model=str(mi_decode.embedded_model_path()), dtype="float32", enforce_eager=True, seed=0)
+    from mi_decode.vllm.pairs import SCHEDULER_CLS
+
+    llm = LLM(
+        model=str(mi_decode.embedded_model_path()),
+        dtype="float32",
+        enforce_eager=True,
+        seed=0,
+        scheduler_cls=SCHEDULER_CLS,
+    )
     import vllm
 
     print(machine_description(), f"| vLLM {vllm.__version__} | load average {os.getloadavg()[0]:.2f}")

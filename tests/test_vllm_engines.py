@@ -21,8 +21,9 @@ from mi_decode.vllm.mi import request_options
 
 vllm = pytest.importorskip("vllm", reason="vLLM tests run in .venv-vllm (scripts/vllm.sh)")
 httpx = pytest.importorskip("httpx")
-from mi_decode.vllm.server import running_server  # noqa: E402
 from test_vllm_mi import CONFIGS, hf_fused, prompts, strip_eos  # noqa: E402
+
+from mi_decode.vllm.server import running_server  # noqa: E402
 
 NEW_TOKENS = 12
 ENGINE = {"dtype": "float32", "enforce_eager": True, "max_model_len": 512, "block_size": 32, "seed": 0}
@@ -161,7 +162,11 @@ def completions(url: str, reference: dict, names: list[str]) -> dict[str, list[l
 def test_the_server_with_parallel_engines(reference, parallel, env):
     names = ["cad", "m3id_strong", "adaptive"]
     with running_server(
-        str(mi_decode.embedded_model_path()), env={**os.environ, **env}, served_model_name="smol", **ENGINE, **parallel
+        str(mi_decode.embedded_model_path()),
+        env={**os.environ, **env},
+        served_model_name="smol",
+        **ENGINE,
+        **parallel,
     ) as url:
         got = completions(url, reference, names)
     assert got == {name: reference["expected"][name] for name in names}
@@ -177,7 +182,9 @@ def test_pipeline_parallelism_is_refused_with_the_reason():
 
 
 def test_without_the_pair_scheduler_an_mi_request_is_ended_not_answered_plainly(reference):
-    with running_server(str(mi_decode.embedded_model_path()), pairs=False, served_model_name="smol", **ENGINE) as url:
+    with running_server(
+        str(mi_decode.embedded_model_path()), pairs=False, served_model_name="smol", **ENGINE
+    ) as url:
         options = {**request_options(CONFIGS["cad"]), "mi_unconditioned": reference["unconditioned"][1]}
         reply = httpx.post(
             url + "/v1/completions", timeout=300,

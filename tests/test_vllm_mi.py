@@ -141,7 +141,9 @@ def test_one_request_through_llm_generate_is_served_as_a_pair(vllm_llm, hf):
     _, tokenizer = hf
     conditioned, unconditioned = prompts(tokenizer)
     params = SamplingParams(temperature=0.0, max_tokens=NEW_TOKENS)
-    driver = vllm_mi.generate(vllm_llm, conditioned[:3], unconditioned[:3], CONFIGS["m3id_strong"], params, use_tqdm=False)
+    driver = vllm_mi.generate(
+        vllm_llm, conditioned[:3], unconditioned[:3], CONFIGS["m3id_strong"], params, use_tqdm=False
+    )
     texts = [tokenizer.decode(u) for u in unconditioned[:3]]
     direct = vllm_llm.generate(
         [{"prompt_token_ids": c} for c in conditioned[:3]],
@@ -188,7 +190,10 @@ def test_bad_arguments_are_one_line_errors(vllm_llm, kwargs, message):
         ({"mi_rule": "m3id", "mi_weight": 1.0, "mi_unconditioned": "x"}, "does not apply to rule 'm3id'"),
         ({"mi_rule": "constant", "mi_wieght": 1.0, "mi_unconditioned": "x"}, "unknown MI key 'mi_wieght'"),
         ({"mi_rule": "constant"}, "exactly one of"),
-        ({"mi_rule": "constant", "mi_unconditioned": "x", "mi_unconditioned_messages": "[]"}, "exactly one of"),
+        (
+            {"mi_rule": "constant", "mi_unconditioned": "x", "mi_unconditioned_messages": "[]"},
+            "exactly one of",
+        ),
         ({"mi_rule": "constant", "mi_unconditioned": ""}, "is empty"),
         ({"mi_rule": "constant", "mi_unconditioned": [1, -2]}, "token ids"),
         ({"mi_rule": "constant", "mi_unconditioned_messages": "[{"}, "not valid JSON"),

@@ -19,8 +19,9 @@ from mi_decode.vllm.mi import request_options
 
 vllm = pytest.importorskip("vllm", reason="vLLM tests run in .venv-vllm (scripts/vllm.sh)")
 httpx = pytest.importorskip("httpx")
-from mi_decode.vllm.server import running_server  # noqa: E402
 from test_vllm_mi import CASES, CONFIGS, QUESTION, hf_fused, strip_eos  # noqa: E402
+
+from mi_decode.vllm.server import running_server  # noqa: E402
 
 NEW_TOKENS = 12
 BUDGET = 48  # max_num_batched_tokens: the long prompts below are prefilled in chunks
@@ -66,7 +67,12 @@ def workload():
 
 
 def body(request: dict) -> dict:
-    payload = {"model": "smol", "max_tokens": request["max_tokens"], "temperature": 0.0, "return_token_ids": True}
+    payload = {
+        "model": "smol",
+        "max_tokens": request["max_tokens"],
+        "temperature": 0.0,
+        "return_token_ids": True,
+    }
     if request["chat"]:
         payload["messages"] = request["messages"]
     else:
@@ -108,7 +114,11 @@ def send(client: httpx.Client, url: str, request: dict) -> dict:
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
             chunk = json.loads(line[6:])
-            prompt = prompt or chunk.get("prompt_token_ids") or (chunk["choices"] or [{}])[0].get("prompt_token_ids")
+            prompt = (
+                prompt
+                or chunk.get("prompt_token_ids")
+                or (chunk["choices"] or [{}])[0].get("prompt_token_ids")
+            )
             for choice in chunk["choices"]:
                 tokens += choice.get("token_ids") or []
     return {"prompt": prompt, "tokens": tokens, "usage": None}
@@ -169,7 +179,9 @@ def served(embedded):
         deadline = time.monotonic() + 30
         while True:  # the gauges are refreshed by the engine's next steps
             after = metrics(client, url)
-            settled = after.get("vllm:num_requests_running") == 0 and after.get("vllm:kv_cache_usage_perc") == 0
+            settled = (
+                after.get("vllm:num_requests_running") == 0 and after.get("vllm:kv_cache_usage_perc") == 0
+            )
             if settled or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
@@ -189,7 +201,9 @@ def test_mi_requests_get_the_hf_fused_tokens(served, embedded):
         config = CONFIGS[request["config"]]
         if request["chat"]:
             conditioned, unconditioned = (
-                tokenizer.apply_chat_template(request[key], add_generation_prompt=True, return_dict=True)["input_ids"]
+                tokenizer.apply_chat_template(request[key], add_generation_prompt=True, return_dict=True)[
+                    "input_ids"
+                ]
                 for key in ("messages", "unconditioned_messages")
             )
         else:

@@ -105,7 +105,9 @@ def parse_request(params: SamplingParams) -> MIRequest | None:
     extra = params.extra_args or {}
     internal = [key for key in extra if key.startswith("_mi_")]
     if internal:
-        raise ValueError(f"extra_args key {internal[0]!r} is set by mi_decode's pair scheduler, not by a request")
+        raise ValueError(
+            f"extra_args key {internal[0]!r} is set by mi_decode's pair scheduler, not by a request"
+        )
     keys = [key for key in extra if key.startswith(PREFIX)]
     if not keys:
         return None
@@ -149,7 +151,9 @@ def parse_request(params: SamplingParams) -> MIRequest | None:
         and all(isinstance(token, int) and not isinstance(token, bool) and token >= 0 for token in value)
     ):
         return MIRequest(config, token_ids=list(value))
-    raise ValueError(f"{UNCONDITIONED_KEY!r} must be a non-empty string or list of token ids, got {value!r:.80}")
+    raise ValueError(
+        f"{UNCONDITIONED_KEY!r} must be a non-empty string or list of token ids, got {value!r:.80}"
+    )
 
 
 def _messages(value) -> list[dict]:
@@ -163,7 +167,9 @@ def _messages(value) -> list[dict]:
         or not value
         or not all(isinstance(m, Mapping) and "role" in m and "content" in m for m in value)
     ):
-        raise ValueError(f"{MESSAGES_KEY!r} must be a JSON list of {{'role', 'content'}} messages, got {value!r:.80}")
+        raise ValueError(
+            f"{MESSAGES_KEY!r} must be a JSON list of {{'role', 'content'}} messages, got {value!r:.80}"
+        )
     return [dict(message) for message in value]
 
 
@@ -261,7 +267,9 @@ class MIPairLogitsProcessor(V1LogitsProcessor, V2LogitsProcessor):
         return logits
 
     def _end_unpaired(self, logits: torch.Tensor, index: int) -> None:
-        logger.error("an MI request reached a vLLM engine without the pair scheduler; it is ended: %s", SCHEDULER_HINT)
+        logger.error(
+            "an MI request reached a vLLM engine without the pair scheduler; it is ended: %s", SCHEDULER_HINT
+        )
         logits[index] = float("-inf")
         logits[index, self.eos or [0]] = 0.0
 
@@ -317,7 +325,9 @@ def generate(
     if not isinstance(config, MIConfig):
         raise ValueError(f"mi_config must be an MIConfig, got {type(config).__name__}")
     if isinstance(prompts, str) or isinstance(unconditional_prompts, str):
-        raise ValueError("prompts and unconditional_prompts must be lists (one unconditional prompt per prompt)")
+        raise ValueError(
+            "prompts and unconditional_prompts must be lists (one unconditional prompt per prompt)"
+        )
     if len(prompts) != len(unconditional_prompts):
         raise ValueError(
             f"got {len(prompts)} prompts and {len(unconditional_prompts)} unconditional prompts; give one per prompt"
@@ -329,7 +339,11 @@ def generate(
     requests, params = [], []
     for index, (prompt, unconditioned) in enumerate(zip(prompts, unconditional_prompts, strict=True)):
         request = base.clone()
-        request.extra_args = {**(base.extra_args or {}), **options, UNCONDITIONED_KEY: _unconditioned(unconditioned)}
+        request.extra_args = {
+            **(base.extra_args or {}),
+            **options,
+            UNCONDITIONED_KEY: _unconditioned(unconditioned),
+        }
         if base.seed is not None:
             request.seed = base.seed + index
         parse_request(request)  # a bad option fails here, before any request is sent

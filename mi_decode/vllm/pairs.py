@@ -113,7 +113,9 @@ class PairScheduler(Scheduler):
         if config.speculative_config is not None:
             raise ValueError("mi_decode's pair scheduler does not support speculative decoding")
         if self.connector is not None:
-            raise ValueError("mi_decode's pair scheduler does not support KV connectors (disaggregated prefill)")
+            raise ValueError(
+                "mi_decode's pair scheduler does not support KV connectors (disaggregated prefill)"
+            )
         self.pairs: dict[str, Pair] = {}  # by both members' ids
         self.counters = PairCounters()
         self._pending_blocks: dict[str, tuple[list[int], ...]] = {}
@@ -173,7 +175,10 @@ class PairScheduler(Scheduler):
                     f"{budget if need > budget else threshold}: raise --max-num-batched-tokens (and "
                     "--long-prefill-token-threshold), or decode greedily"
                 )
-        blocks = sum(-(-(len(ids) + params.max_tokens) // self.block_size) for ids in (request.prompt_token_ids, token_ids))
+        blocks = sum(
+            -(-(len(ids) + params.max_tokens) // self.block_size)
+            for ids in (request.prompt_token_ids, token_ids)
+        )
         total = self.kv_cache_manager.block_pool.num_gpu_blocks - 1
         if blocks > total:
             raise ValueError(f"the pair needs {blocks} KV-cache blocks at most, the engine has {total}")
@@ -206,7 +211,9 @@ class PairScheduler(Scheduler):
         if mi.text is not None:
             return self._tokenizer.encode(mi.text)
         try:
-            text = self._tokenizer.apply_chat_template(mi.messages, add_generation_prompt=True, tokenize=False)
+            text = self._tokenizer.apply_chat_template(
+                mi.messages, add_generation_prompt=True, tokenize=False
+            )
         except Exception as error:  # the model's template refused the messages
             raise ValueError(f"the chat template cannot render the unconditioned messages: {error}") from None
         return self._tokenizer.encode(text, add_special_tokens=False)
@@ -217,7 +224,9 @@ class PairScheduler(Scheduler):
         self.counters.errors.append(reason)
         self._rejected.append((request, reason))
 
-    def finish_requests(self, request_ids: str | Iterable[str] | None, finished_status: RequestStatus) -> list[Request]:
+    def finish_requests(
+        self, request_ids: str | Iterable[str] | None, finished_status: RequestStatus
+    ) -> list[Request]:
         if request_ids is not None:
             ids = {request_ids} if isinstance(request_ids, str) else set(request_ids)
             for request_id in list(ids):
@@ -260,7 +269,9 @@ class PairScheduler(Scheduler):
             )
         self._rejected = []
         for engine_outputs in outputs.values():
-            engine_outputs.outputs = [o for o in engine_outputs.outputs if not o.request_id.endswith(TWIN_SUFFIX)]
+            engine_outputs.outputs = [
+                o for o in engine_outputs.outputs if not o.request_id.endswith(TWIN_SUFFIX)
+            ]
             if engine_outputs.finished_requests:
                 engine_outputs.finished_requests = {
                     r for r in engine_outputs.finished_requests if not r.endswith(TWIN_SUFFIX)
@@ -272,7 +283,9 @@ class PairScheduler(Scheduler):
 
     # Holding back the last token -----------------------------------------------------------------------
 
-    def _reserve_prefill_lookahead(self, request: Request, num_computed_tokens: int, num_new_tokens: int) -> int:
+    def _reserve_prefill_lookahead(
+        self, request: Request, num_computed_tokens: int, num_new_tokens: int
+    ) -> int:
         num_new_tokens = super()._reserve_prefill_lookahead(request, num_computed_tokens, num_new_tokens)
         pair = self.pairs.get(request.request_id)
         if pair is None or num_new_tokens == 0:
@@ -309,7 +322,6 @@ class PairScheduler(Scheduler):
 
     def _repair(self, out: SchedulerOutput) -> None:
         now = time.monotonic()
-        scheduled = out.num_scheduled_tokens
         for pair in {id(p): p for p in self.pairs.values()}.values():
             members = pair.members()
             if any(member.is_finished() for member in members):
@@ -360,7 +372,12 @@ class PairScheduler(Scheduler):
             blocks = cached.new_block_ids[index]
             if cached.new_token_ids:
                 del cached.new_token_ids[index]
-            for column in (cached.req_ids, cached.new_block_ids, cached.num_computed_tokens, cached.num_output_tokens):
+            for column in (
+                cached.req_ids,
+                cached.new_block_ids,
+                cached.num_computed_tokens,
+                cached.num_output_tokens,
+            ):
                 del column[index]
             cached.resumed_req_ids.discard(request_id)
             cached.all_token_ids.pop(request_id, None)
@@ -384,7 +401,11 @@ class PairScheduler(Scheduler):
 
     def _queue_together(self, pair: Pair, front: bool) -> None:
         """Put the waiting members of a pair next to each other, the longer first, at the front or the back."""
-        waiting = [m for m in sorted(pair.members(), key=lambda m: -m.num_tokens) if m.status != RequestStatus.RUNNING]
+        waiting = [
+            m
+            for m in sorted(pair.members(), key=lambda m: -m.num_tokens)
+            if m.status != RequestStatus.RUNNING
+        ]
         for member in waiting:
             try:
                 self.waiting.remove_request(member)

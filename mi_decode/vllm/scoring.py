@@ -84,7 +84,6 @@ def load_llm(model: str | os.PathLike | None = None, **llm_kwargs):
     from vllm.platforms import current_platform
 
     from ..models import DEFAULT_MODEL, embedded_model_path
-
     from .pairs import SCHEDULER_CLS
 
     defaults = {"enforce_eager": True, "seed": 0, "dtype": "auto", "scheduler_cls": SCHEDULER_CLS}

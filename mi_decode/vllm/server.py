@@ -23,7 +23,9 @@ import time
 import urllib.request
 from collections.abc import Iterator
 
-SCHEDULER_CLS = "mi_decode.vllm.pairs.PairScheduler"  # mi_decode.vllm.pairs.SCHEDULER_CLS, without importing vLLM
+SCHEDULER_CLS = (
+    "mi_decode.vllm.pairs.PairScheduler"  # mi_decode.vllm.pairs.SCHEDULER_CLS, without importing vLLM
+)
 
 
 def server_command(model: str, port: int, pairs: bool = True, **flags) -> list[str]:
@@ -74,7 +76,9 @@ def running_server(
                 if process.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
                     tail = " | ".join(log.read().strip().splitlines()[-5:])
-                    state = f"exited with {process.returncode}" if process.poll() is not None else "did not start"
+                    state = (
+                        f"exited with {process.returncode}" if process.poll() is not None else "did not start"
+                    )
                     raise RuntimeError(f"the vLLM server {state} in {start_timeout:.0f} s: {tail}")
                 try:
                     with urllib.request.urlopen(f"{url}/health", timeout=2):

@@ -193,3 +193,40 @@ def test_without_the_pair_scheduler_an_mi_request_is_ended_not_answered_plainly(
         ).json()  # fmt: skip
     assert reply["choices"][0]["token_ids"] in ([], [2])  # EOS at once (SmolLM2's EOS is 2)
     assert reply["choices"][0]["finish_reason"] == "stop"
+
+
+def readme_vllm_blocks() -> list[str]:
+    from test_readme_snippets import blocks
+
+    return [
+        b["code"] for b in blocks("python") if b["marker"] == "skip-test" and "SCHEDULER_CLS" in b["code"]
+    ]
+
+
+def test_the_readme_mi_example_runs_as_written(tmp_path):
+    """The README's offline MI block (skipped by the main suite, which has no vLLM), run here as a script."""
+    (code,) = readme_vllm_blocks()
+    (tmp_path / "example.py").write_text(code)
+    env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "example.py")], capture_output=True, text=True, timeout=600, env=env,
+        stdin=subprocess.DEVNULL, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip()
+
+
+def test_the_readme_server_command_and_request_are_the_real_ones():
+    """The README's flag names the scheduler class, and its curl request is a valid MI request."""
+    import re
+
+    from vllm import SamplingParams
+
+    from mi_decode.vllm.mi import parse_request
+    from mi_decode.vllm.pairs import SCHEDULER_CLS
+    from test_readme_snippets import TEXT
+
+    assert f"--scheduler-cls {SCHEDULER_CLS}" in TEXT
+    xargs = re.search(r'"vllm_xargs": (\{"mi_rule".*?\})\}', TEXT, re.S)
+    parsed = parse_request(SamplingParams(extra_args=json.loads(xargs.group(1))))
+    assert parsed.config.rule == "constant" and parsed.text.startswith("Question:")

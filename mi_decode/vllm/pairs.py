@@ -36,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Iterable
@@ -49,6 +50,7 @@ require_vllm()
 
 from vllm.v1.core.sched.async_scheduler import AsyncScheduler  # noqa: E402
 from vllm.v1.core.sched.output import SchedulerOutput  # noqa: E402
+from vllm.v1.core.sched.request_queue import SchedulingPolicy  # noqa: E402
 from vllm.v1.core.sched.scheduler import Scheduler  # noqa: E402
 from vllm.v1.engine import EngineCoreOutput, FinishReason  # noqa: E402
 from vllm.v1.request import Request, RequestStatus  # noqa: E402
@@ -119,6 +121,9 @@ class PairScheduler(Scheduler):
         self.pairs: dict[str, Pair] = {}  # by both members' ids
         self.counters = PairCounters()
         self._pending_blocks: dict[str, tuple[list[int], ...]] = {}
+        self._uncached: set[int] = (
+            set()
+        )  # blocks of chunks taken out of this step, dropped from the prefix cache
         self._rejected: list[tuple[Request, str]] = []
         self._tokenizer = None
         from vllm.platforms import current_platform
@@ -145,6 +150,10 @@ class PairScheduler(Scheduler):
         self.counters.pairs += 1
         # The longer prompt queues first: a one-token prompt holding its only token never blocks its twin.
         first, second = (request, twin) if request.num_tokens >= twin.num_tokens else (twin, request)
+        if first is twin and self.policy == SchedulingPolicy.PRIORITY:
+            # The priority queue orders by (priority, arrival time, request id), which puts the conditioned
+            # request first: the twin arrives a hair earlier instead.
+            twin.arrival_time = math.nextafter(request.arrival_time, -math.inf)
         super().add_request(first)
         super().add_request(second)
 
@@ -321,6 +330,36 @@ class PairScheduler(Scheduler):
         super()._update_after_schedule(scheduler_output)
 
     def _repair(self, out: SchedulerOutput) -> None:
+        self._uncached = set()
+        while True:
+            self._repair_pairs(out)
+            # A request admitted in this step on a prefix-cache hit of a chunk that was taken out would read KV
+            # that is never written: it goes back to wait (and may leave its twin alone: repair again).
+            uncached, self._uncached = self._uncached, set()
+            readers = [
+                self.requests[request_id]
+                for request_id in list(out.num_scheduled_tokens)
+                if uncached and self._reads_blocks(self.requests[request_id], uncached)
+            ]
+            for request in readers:
+                self._take_out(out, request, keep_blocks=True)
+            if not readers:
+                break
+        if out.total_num_scheduled_tokens == 0 and self._pause_state.name == "UNPAUSED":
+            self._requeue_half_admitted()
+        self._hand_over_pending_blocks(out)
+        self._check(out)
+
+    def _reads_blocks(self, request: Request, block_ids: set[int]) -> bool:
+        """Whether ``request`` has any of ``block_ids`` among the blocks of its computed tokens."""
+        computed = request.num_computed_tokens
+        for manager in self.kv_cache_manager.coordinator.single_type_managers:
+            blocks = manager.req_to_blocks.get(request.request_id, ())
+            if any(block.block_id in block_ids for block in blocks[: -(-computed // manager.block_size)]):
+                return True
+        return False
+
+    def _repair_pairs(self, out: SchedulerOutput) -> None:
         now = time.monotonic()
         for pair in {id(p): p for p in self.pairs.values()}.values():
             members = pair.members()
@@ -342,10 +381,6 @@ class PairScheduler(Scheduler):
                 lone = members[0] if samples[0] else members[1]
                 self._take_out(out, lone, keep_blocks=True)
                 self.counters.held_out += 1
-        if out.total_num_scheduled_tokens == 0 and self._pause_state.name == "UNPAUSED":
-            self._requeue_half_admitted()
-        self._hand_over_pending_blocks(out)
-        self._check(out)
 
     @staticmethod
     def _samples(out: SchedulerOutput, request: Request) -> bool:
@@ -360,6 +395,7 @@ class PairScheduler(Scheduler):
         tokens = out.num_scheduled_tokens.pop(request_id, None)
         if tokens is None:
             return
+        self._uncache_chunk(request, tokens)
         out.total_num_scheduled_tokens -= tokens
         out.scheduled_spec_decode_tokens.pop(request_id, None)
         out.scheduled_encoder_inputs.pop(request_id, None)
@@ -399,6 +435,25 @@ class PairScheduler(Scheduler):
             if pair is not None:
                 self._queue_together(pair, front=True)
 
+    def _uncache_chunk(self, request: Request, tokens: int) -> None:
+        """The blocks that a chunk of ``tokens`` fills entered the prefix cache when they were allocated; the
+        chunk will not run, so their KV is never written: take them out of the cache (the request caches them
+        again when it computes them)."""
+        if not self.kv_cache_manager.enable_caching:
+            return
+        start = request.num_computed_tokens  # not yet advanced: _update_after_schedule runs after the repair
+        end = min(start + tokens, request.num_tokens)
+        uncached = set()
+        for manager in self.kv_cache_manager.coordinator.single_type_managers:
+            first, last = start // manager.block_size, end // manager.block_size
+            blocks = manager.req_to_blocks.get(request.request_id, [])[first:last]
+            uncached.update(block.block_id for block in blocks if not block.is_null)
+            if manager.num_cached_block.get(request.request_id, 0) > first:
+                manager.num_cached_block[request.request_id] = first
+        if uncached:
+            self.kv_cache_manager.evict_blocks(uncached)
+            self._uncached |= uncached
+
     def _queue_together(self, pair: Pair, front: bool) -> None:
         """Put the waiting members of a pair next to each other, the longer first, at the front or the back."""
         waiting = [
@@ -412,22 +467,32 @@ class PairScheduler(Scheduler):
             except (ValueError, KeyError):  # not queued (a blocked or held request)
                 pass
         if front:
-            self.waiting.prepend_requests(waiting)
+            for member in reversed(waiting):  # prepend_requests would reverse them: the shorter would lead
+                self.waiting.prepend_request(member)
         else:
             for member in waiting:
                 self.waiting.add_request(member)
 
     def _requeue_half_admitted(self) -> None:
         """Nothing ran this step: if a member runs while its twin cannot be admitted (no free KV blocks), free
-        the newest such member and queue its pair behind the waiting requests, so that the cache drains."""
-        for request in reversed(self.running):
-            pair = self.pairs.get(request.request_id)
-            if pair is not None and pair.partner(request).status != RequestStatus.RUNNING:
-                self.running.remove(request)
-                self._preempt_request(request, time.monotonic())
-                self._queue_together(pair, front=False)
-                self.counters.requeued += 1
-                return
+        the newest such member (under the priority policy, the last in priority order, as vLLM picks whom to
+        preempt) and queue its pair behind the waiting requests, so that the cache drains."""
+        half = [
+            request
+            for request in reversed(self.running)
+            if request.request_id in self.pairs
+            and self.pairs[request.request_id].partner(request).status != RequestStatus.RUNNING
+        ]
+        if not half:
+            return
+        request = half[0]
+        if self.policy == SchedulingPolicy.PRIORITY:  # the newest would come straight back if it ranks first
+            request = max(half, key=lambda r: (r.priority, r.arrival_time))
+        pair = self.pairs[request.request_id]
+        self.running.remove(request)
+        self._preempt_request(request, time.monotonic())
+        self._queue_together(pair, front=False)
+        self.counters.requeued += 1
 
     def _hand_over_pending_blocks(self, out: SchedulerOutput) -> None:
         cached = out.scheduled_cached_reqs

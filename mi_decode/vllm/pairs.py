@@ -17,7 +17,8 @@ What it does with an MI request:
   hit is capped two tokens short of the end, so a member always has a token to hold back). If vLLM's own
   scheduling (token budget, KV-cache allocation) then takes one member of a ready pair into a step and not
   the other, that member is taken out of the step before it runs; any blocks it was given are handed to the
-  worker with its next step.
+  worker with its next step, and blocks its chunk would have filled leave the prefix cache (with any request
+  that hit them in the same step), since their KV is never written.
 - **Preemption takes both or neither**; so does finishing: an abort of the conditioned request ends the twin,
   and a pair whose one member stops ends the other.
 - **The twin is hidden.** Its outputs never reach the client, so usage counts only the conditioned

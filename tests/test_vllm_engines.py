@@ -220,13 +220,23 @@ def test_the_readme_server_command_and_request_are_the_real_ones():
     """The README's flag names the scheduler class, and its curl request is a valid MI request."""
     import re
 
+    from test_readme_snippets import TEXT
     from vllm import SamplingParams
 
     from mi_decode.vllm.mi import parse_request
     from mi_decode.vllm.pairs import SCHEDULER_CLS
-    from test_readme_snippets import TEXT
 
     assert f"--scheduler-cls {SCHEDULER_CLS}" in TEXT
     xargs = re.search(r'"vllm_xargs": (\{"mi_rule".*?\})\}', TEXT, re.S)
     parsed = parse_request(SamplingParams(extra_args=json.loads(xargs.group(1))))
     assert parsed.config.rule == "constant" and parsed.text.startswith("Question:")
+
+
+@pytest.mark.parametrize("module", ["mi", "pairs", "server", "typical", "scoring"])
+def test_the_vllm_modules_docstring_examples_run(module):
+    """The main suite cannot import these modules (no vLLM there); their examples run here."""
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"mi_decode.vllm.{module}"))
+    assert result.failed == 0 and result.attempted > 0

@@ -225,7 +225,7 @@ def score_choices_vllm(
     Example:
         >>> from mi_decode.vllm.scoring import load_llm, score_choices_vllm
         >>> llm = load_llm()  # doctest: +SKIP
-        >>> scores = score_choices_vllm(llm, ["The movie was great. Sentiment:"], ["negative", "positive"])
+        >>> scores = score_choices_vllm(llm, ["The movie was great. Sentiment:"], ["negative", "positive"])  # doctest: +SKIP
         >>> scores.mean.argmax(-1)  # doctest: +SKIP
         array([1])
     """

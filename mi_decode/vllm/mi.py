@@ -52,6 +52,7 @@ import torch
 
 from ..m3id import COMMON_PARAMETERS, RULES, MIConfig, MIConfigError, mi_amplify
 from . import require_vllm
+from .server import SCHEDULER_CLS
 
 require_vllm()
 
@@ -316,10 +317,7 @@ def generate(
     vllm = require_vllm()
     if not isinstance(llm, vllm.LLM):
         raise ValueError(f"generate needs an offline vllm.LLM, got {type(llm).__name__}")
-    scheduler_cls = llm.llm_engine.vllm_config.scheduler_config.scheduler_cls
-    from .pairs import PairScheduler
-
-    if scheduler_cls not in (PairScheduler, f"{PairScheduler.__module__}.{PairScheduler.__qualname__}"):
+    if not _pairs_scheduled(llm.llm_engine.vllm_config.scheduler_config.scheduler_cls):
         raise ValueError(f"this LLM schedules requests one by one; {SCHEDULER_HINT}")
     config = MIConfig() if mi_config is None else mi_config
     if not isinstance(config, MIConfig):
@@ -350,6 +348,15 @@ def generate(
         params.append(request)
         requests.append({"prompt_token_ids": list(prompt)} if isinstance(prompt, list) else prompt)
     return llm.generate(requests, params, use_tqdm=use_tqdm)
+
+
+def _pairs_scheduled(scheduler_cls) -> bool:
+    """Whether an engine's ``scheduler_cls`` (a qualified name or a class) is the pair scheduler or a subclass."""
+    if scheduler_cls is None:
+        return False
+    if isinstance(scheduler_cls, str):
+        return scheduler_cls == SCHEDULER_CLS
+    return any(f"{base.__module__}.{base.__qualname__}" == SCHEDULER_CLS for base in scheduler_cls.__mro__)
 
 
 def _unconditioned(prompt):

@@ -2,7 +2,8 @@
 engine, ``AsyncLLM`` with concurrent requests, and the OpenAI server with data parallelism (2 engine cores) and
 tensor parallelism (3 ranks; SmolLM2's 9 heads do not split in 2). Each gives the HF fused path's greedy tokens.
 Pipeline parallelism is refused with the reason, and an MI request on an engine without the pair scheduler is
-ended, never answered as plain decoding.
+ended (tests/test_vllm_serving.py), never answered as plain
+decoding.
 
 Runs in .venv-vllm (scripts/vllm.sh); every engine here runs in child processes, as users start them."""
 
@@ -173,26 +174,19 @@ def test_the_server_with_parallel_engines(reference, parallel, env):
 
 
 def test_pipeline_parallelism_is_refused_with_the_reason():
-    with pytest.raises(RuntimeError, match="refuses pipeline parallelism"):
-        with running_server(
-            str(mi_decode.embedded_model_path()), served_model_name="smol", pipeline_parallel_size=2,
-            env={**os.environ, "VLLM_CPU_OMP_THREADS_BIND": "0|1"}, **ENGINE,
-        ):  # fmt: skip
-            pass
+    """The refusal, on a scheduler built without a model (a server with --pipeline-parallel-size 2 stops at
+    start-up with this message in its log)."""
+    from test_vllm_pairs import Workload, make_scheduler, vllm_config
 
+    from mi_decode.vllm.pairs import PairScheduler
 
-def test_without_the_pair_scheduler_an_mi_request_is_ended_not_answered_plainly(reference):
-    with running_server(
-        str(mi_decode.embedded_model_path()), pairs=False, served_model_name="smol", **ENGINE
-    ) as url:
-        options = {**request_options(CONFIGS["cad"]), "mi_unconditioned": reference["unconditioned"][1]}
-        reply = httpx.post(
-            url + "/v1/completions", timeout=300,
-            json={"model": "smol", "prompt": reference["conditioned"][1], "max_tokens": NEW_TOKENS,
-                  "temperature": 0.0, "return_token_ids": True, "vllm_xargs": options},
-        ).json()  # fmt: skip
-    assert reply["choices"][0]["token_ids"] in ([], [2])  # EOS at once (SmolLM2's EOS is 2)
-    assert reply["choices"][0]["finish_reason"] == "stop"
+    parallel = vllm_config(2048, 256).parallel_config
+    parallel.pipeline_parallel_size = 2
+    try:
+        with pytest.raises(ValueError, match="refuses pipeline parallelism: it is unverified"):
+            make_scheduler(PairScheduler, Workload(specs=()))
+    finally:
+        parallel.pipeline_parallel_size = 1
 
 
 def readme_vllm_blocks() -> list[str]:

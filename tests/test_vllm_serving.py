@@ -186,10 +186,19 @@ def served(embedded):
                 break
             time.sleep(0.5)
     plain_requests = [r for r in requests if r["kind"] != "mi"]
-    with running_server(model, pairs=False, **SERVER) as url:
+    with running_server(model, pairs=False, **SERVER) as url, httpx.Client(timeout=300) as client:
         stock = run_clients(url, plain_requests)
+        mi = next(r for r in requests if r["kind"] == "mi" and not r["chat"] and not r["stream"])
+        unpaired = client.post(url + "/v1/completions", json=body(mi)).json()["choices"][0]
     bad_reply = (bad.status_code, bad.json().get("error", {}).get("message", ""))
-    return {"requests": requests, "results": results, "metrics": after, "stock": stock, "bad": bad_reply}
+    return {
+        "requests": requests,
+        "results": results,
+        "metrics": after,
+        "stock": stock,
+        "bad": bad_reply,
+        "unpaired": unpaired,
+    }
 
 
 def test_mi_requests_get_the_hf_fused_tokens(served, embedded):
@@ -254,6 +263,12 @@ def test_plain_requests_match_a_server_without_the_plugin(served):
 def test_a_bad_mi_request_is_a_400_with_the_reason(served):
     status, message = served["bad"]
     assert status == 400 and "mi_weight" in message and "m3id" in message
+
+
+def test_without_the_pair_scheduler_an_mi_request_is_ended_not_answered_plainly(served):
+    unpaired = served["unpaired"]
+    assert unpaired["token_ids"] in ([], [2])  # EOS at once (SmolLM2's EOS is 2)
+    assert unpaired["finish_reason"] == "stop"
 
 
 def test_request_options_round_trip():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -75,7 +76,10 @@ def running_server(
             while True:
                 if process.poll() is not None or time.monotonic() > deadline:
                     log.seek(0)
-                    tail = " | ".join(log.read().strip().splitlines()[-5:])
+                    lines = log.read().strip().splitlines()
+                    # The root cause (the first exception line: the engine's), then the log's last lines.
+                    causes = [line.strip() for line in lines if re.match(r"^\s*\w+(Error|Exception): ", line)]
+                    tail = " | ".join(causes[:1] + lines[-3:])
                     state = (
                         f"exited with {process.returncode}" if process.poll() is not None else "did not start"
                     )

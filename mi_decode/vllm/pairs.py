@@ -133,6 +133,10 @@ class PairScheduler(Scheduler):
         # (gpu_model_runner._bookkeeping_sync): on CPU, a seeded pair is prefilled in one step, never in chunks.
         self.whole_prefill_when_seeded = current_platform.is_cpu()
 
+    def _each_pair(self) -> list[Pair]:
+        """Every live pair once (``pairs`` holds each under both members' ids)."""
+        return list({id(pair): pair for pair in self.pairs.values()}.values())
+
     # Adding, finishing and hiding the twin -----------------------------------------------------------
 
     def add_request(self, request: Request) -> None:
@@ -251,7 +255,7 @@ class PairScheduler(Scheduler):
         return [request for request in finished if not request.request_id.endswith(TWIN_SUFFIX)]
 
     def _forget_finished(self) -> None:
-        for pair in {id(p): p for p in self.pairs.values()}.values():
+        for pair in self._each_pair():
             if all(member.is_finished() for member in pair.members()):
                 for member in pair.members():
                     self.pairs.pop(member.request_id, None)
@@ -259,7 +263,7 @@ class PairScheduler(Scheduler):
 
     def update_from_output(self, scheduler_output, model_runner_output):
         outputs = super().update_from_output(scheduler_output, model_runner_output)
-        for pair in {id(p): p for p in self.pairs.values()}.values():
+        for pair in self._each_pair():
             first, second = (member.output_token_ids for member in pair.members())
             if len(first) == len(second) and first and first[-1] != second[-1]:
                 message = (
@@ -362,7 +366,7 @@ class PairScheduler(Scheduler):
 
     def _repair_pairs(self, out: SchedulerOutput) -> None:
         now = time.monotonic()
-        for pair in {id(p): p for p in self.pairs.values()}.values():
+        for pair in self._each_pair():
             members = pair.members()
             if any(member.is_finished() for member in members):
                 continue
@@ -507,7 +511,7 @@ class PairScheduler(Scheduler):
             )
 
     def _check(self, out: SchedulerOutput) -> None:
-        for pair in {id(p): p for p in self.pairs.values()}.values():
+        for pair in self._each_pair():
             first, second = pair.members()
             if first.is_finished() or second.is_finished():
                 continue
